@@ -1,0 +1,1 @@
+"""How compute is found: the embedded LocalCluster default or a running ``dask scheduler``."""

@@ -1,0 +1,1 @@
+"""Known-item sets, their compiled indexes, perceptual matching and ranking rules. No Dask here."""

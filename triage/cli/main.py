@@ -1,0 +1,68 @@
+"""The ``triage`` command line: a verb registry, one module per verb.
+
+Each verb module defines ``register(subparsers) -> None``, which adds its parser
+and sets ``func`` (``func(args) -> int`` returns the exit code). ``TriageError``
+is caught here only: one line on stderr and the error's documented exit code;
+``--debug`` shows the traceback instead.
+
+Exit codes: 0 done; 1 internal error; 2 usage error; 3 bad input, nothing
+triaged (missing/unreadable/unsupported image, bad hash set, unusable OUT);
+4 triaged, but some partitions or files could not be read (see the summary);
+5 no cluster; 6 an E01's stored acquisition hash does not match its content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from triage import __version__
+from triage.rules.errors import TriageError
+
+#: verb modules under triage.cli, in the order `triage --help` lists them
+VERBS = ["run", "demo", "hashsets"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="triage",
+        description="Triage seized device images on a Dask cluster: every file walked, hashed, typed and ranked.",
+        epilog="Run 'triage VERB --help' for a verb's options and an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"evidence-triage {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name in VERBS:
+        try:
+            module = importlib.import_module(f"triage.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"triage.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except TriageError as exc:
+        if args.debug:
+            raise
+        print(f"triage: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("triage: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Carvers: one module per object type, registered with @carver."""

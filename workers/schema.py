@@ -1,0 +1,49 @@
+"""The results schemas, defined once. Every producer and reader imports these."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("ns", tz="UTC")
+
+FILES_SCHEMA = pa.schema(
+    [
+        pa.field("partition", pa.int32(), nullable=False),   # volume index, as in volumes.parquet
+        pa.field("path", pa.string(), nullable=False),       # as `fls -r -p`: root-relative, '/'-joined, NTFS stream as 'file:stream'
+        pa.field("name", pa.string(), nullable=False),       # last path element (with ':stream' for an NTFS stream)
+        pa.field("inode", pa.uint64(), nullable=False),      # TSK metadata address (0 for a deleted name with no metadata)
+        pa.field("attr_type", pa.int32()),                   # TSK attribute type read (NTFS: 128 $DATA, 144 $INDEX_ROOT); null = default
+        pa.field("attr_id", pa.int32()),                     # TSK attribute id; `fls` prints inode-attr_type-attr_id on NTFS
+        pa.field("type", pa.string(), nullable=False),       # `fls` type pair, name/meta: 'r/r', 'd/d', 'l/l', 'V/V', 'r/-' ...
+        pa.field("size", pa.int64(), nullable=False),        # bytes in the attribute read (file size for the default stream)
+        pa.field("deleted", pa.bool_(), nullable=False),     # the name is unallocated (fls marks it '*')
+        pa.field("source", pa.string(), nullable=False),     # 'allocated', 'deleted', 'orphan' ('carved' comes with carving)
+        pa.field("mtime", TS),                               # UTC; null where the filesystem stores none (or 0)
+        pa.field("atime", TS),
+        pa.field("ctime", TS),                               # metadata change time (ext/NTFS), null on FAT
+        pa.field("crtime", TS),                              # creation time
+        pa.field("md5", pa.string()),                        # lower-case hex of the bytes `icat` would output; null if unread
+        pa.field("sha1", pa.string()),
+        pa.field("sha256", pa.string()),
+        pa.field("mime", pa.string()),                       # libmagic MIME type of the first bytes
+        pa.field("magic", pa.string()),                      # libmagic description
+        pa.field("ext_mismatch", pa.bool_()),                # the name's extension disagrees with the detected content type
+        pa.field("phash", pa.string()),                      # 16 hex chars (64-bit pHash) for decodable images, else null
+        pa.field("status", pa.string(), nullable=False),     # 'ok', or why content/metadata could not be (fully) read
+    ]
+)
+
+VOLUMES_SCHEMA = pa.schema(
+    [
+        pa.field("index", pa.int32(), nullable=False),       # position in the volume system (mmls row), or 0 for a bare filesystem
+        pa.field("slot", pa.string(), nullable=False),       # mmls slot ('000:001'), 'Meta', '-------', or 'whole image'
+        pa.field("start", pa.int64(), nullable=False),       # byte offset in the image
+        pa.field("length", pa.int64(), nullable=False),      # bytes
+        pa.field("flags", pa.string(), nullable=False),      # 'alloc', 'unalloc', 'meta' (TSK partition flags)
+        pa.field("description", pa.string(), nullable=False),  # e.g. 'NTFS / exFAT (0x07)', 'Linux filesystem'
+        pa.field("volume_system", pa.string(), nullable=False),  # 'dos', 'gpt', ..., or 'none' for a bare filesystem
+        pa.field("filesystem", pa.string()),                 # TSK filesystem type found ('NTFS', 'FAT32', 'Ext4' ...) or null
+        pa.field("files", pa.int64(), nullable=False),       # rows this partition contributed to files.parquet
+        pa.field("status", pa.string(), nullable=False),     # 'ok', 'not walked (unallocated)', or why no filesystem was read
+    ]
+)
