@@ -1,1 +1,146 @@
-"""Hash-set file formats: one module per format, registered with @hashset_format."""
+"""Hash-set file formats: one module per format, registered with ``@hashset_format``.
+
+A format is a small class with ``NAME``, ``DESCRIPTION``, ``PRIORITY``,
+``sniff(head, path) -> bool`` and ``iter_entries(fileobj) -> Iterator[Entry]``.
+Adding one is a new module in this package and no edit elsewhere: every
+non-underscore module here is imported by :func:`load_builtin_formats`.
+
+Formats only *find* hashes; they do not judge them. Each :class:`Entry` carries
+the hex text as found, and :mod:`triage.rules.importer` checks lengths and digits
+in one place, so a hash of the wrong length never reaches an index whatever
+format it came from. A record a format cannot read at all is yielded as an
+``Entry`` with ``error`` set, so the importer can count it with its line number.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, ClassVar, Protocol, TypeVar
+
+from triage.rules.errors import HashSetFormatError, TriageError
+
+#: bytes of the file start handed to ``sniff``
+HEAD_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record of a hash-set file: hex digests as found, plus what the format knows.
+
+    ``line`` is the 1-based line (or record) number used in error reports.
+    ``category`` is a per-entry category when the format has one (Project VIC's
+    ``Category``); the set's own category still decides known-bad/notable/known-good.
+    ``phash`` is a 64-bit perceptual hash as 16 hex digits; ``name`` identifies the
+    reference (a file name or a VICS MediaID) in perceptual match reports.
+    """
+
+    line: int
+    md5: str | None = None
+    sha1: str | None = None
+    sha256: str | None = None
+    phash: str | None = None
+    name: str | None = None
+    category: int | None = None
+    error: str | None = None
+
+
+class HashSetFormat(Protocol):
+    """What the registry expects of a format class (instantiated with no arguments)."""
+
+    NAME: ClassVar[str]
+    DESCRIPTION: ClassVar[str]
+    #: lower sniffs first; specific formats (SQLite, NSRL header) before generic ones
+    PRIORITY: ClassVar[int]
+    #: what ``Entry.line`` counts in reports: "line" or "record"
+    UNIT: ClassVar[str]
+
+    def sniff(self, head: bytes, path: Path) -> bool: ...
+
+    def iter_entries(self, fileobj: BinaryIO) -> Iterator[Entry]: ...
+
+
+#: format name -> class; filled by @hashset_format when a format module is imported
+FORMATS: dict[str, type[HashSetFormat]] = {}
+#: alias -> canonical name (``sha1sum`` -> ``md5sum``)
+ALIASES: dict[str, str] = {}
+
+F = TypeVar("F", bound=type)
+
+
+def hashset_format(name: str, aliases: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Class decorator registering a format under ``name`` (and ``aliases``)."""
+
+    def register(cls: F) -> F:
+        for key in (name, *aliases):
+            taken = FORMATS.get(key) or FORMATS.get(ALIASES.get(key, ""))
+            if taken is not None and taken is not cls:
+                raise TriageError(
+                    f"hash-set format {key!r} registered twice: {taken.__module__}.{taken.__name__}"
+                    f" and {cls.__module__}.{cls.__name__}"
+                )
+        cls.NAME = name  # type: ignore[attr-defined]
+        FORMATS[name] = cls  # type: ignore[assignment]
+        for alias in aliases:
+            ALIASES[alias] = name
+        return cls
+
+    return register
+
+
+def load_builtin_formats() -> dict[str, type[HashSetFormat]]:
+    """Import every format module of this package (idempotent) and return the registry."""
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    return FORMATS
+
+
+def known_names() -> list[str]:
+    """Every name ``--format`` accepts, sorted (aliases included)."""
+    load_builtin_formats()
+    return sorted({*FORMATS, *ALIASES})
+
+
+def get_format(name: str) -> HashSetFormat:
+    """An instance of the format called ``name``; an unknown name lists the known ones."""
+    load_builtin_formats()
+    cls = FORMATS.get(ALIASES.get(name, name))
+    if cls is None:
+        raise HashSetFormatError(
+            f"unknown hash-set format {name!r} (known: {', '.join(known_names())})"
+        )
+    return cls()
+
+
+def detect_format(path: Path, head: bytes) -> HashSetFormat:
+    """The first format, by PRIORITY, whose ``sniff`` accepts ``head``."""
+    load_builtin_formats()
+    if not head:
+        raise HashSetFormatError(f"{path}: empty file, no hash set in it")
+    for cls in sorted(FORMATS.values(), key=lambda c: (c.PRIORITY, c.NAME)):
+        fmt = cls()
+        if fmt.sniff(head, path):
+            return fmt
+    raise HashSetFormatError(
+        f"{path}: unknown hash-set format (known: {', '.join(sorted(FORMATS))}); name one with --format"
+    )
+
+
+def read_head(path: Path) -> bytes:
+    """The first :data:`HEAD_SIZE` bytes, with OSError turned into a one-line error."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(HEAD_SIZE)
+    except OSError as exc:
+        raise HashSetFormatError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def iter_formats() -> Iterator[HashSetFormat]:
+    """Instances of every registered format, in sniffing order (for ``--help`` and docs)."""
+    load_builtin_formats()
+    for cls in sorted(FORMATS.values(), key=lambda c: (c.PRIORITY, c.NAME)):
+        yield cls()

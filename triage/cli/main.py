@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # the cluster's own chatter (start-up, shutdown races) is not the examiner's business
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda r: not r.name.startswith("distributed") or r.levelno >= logging.CRITICAL)
     try:
         return int(args.func(args) or 0)
     except TriageError as exc:

@@ -1,0 +1,124 @@
+"""``triage run``: triage device images end to end on a Dask cluster."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from triage import config
+from triage.cluster.connect import connect
+from triage.pipeline import RunResult, run_image
+from triage.rules.errors import InputError, TriageError
+from triage.workers.image import identify
+
+EXAMPLE = """examples:
+  triage run seized/laptop.E01 -o results/laptop
+  triage run usb.001 phone.dd -o results/ --workers 4        # several images: one sub-directory each
+  triage run disk.raw -o out --scheduler tcp://10.0.0.5:8786  # workers must see the image path too
+
+exit codes: 0 done; 2 usage; 3 bad input, nothing triaged; 4 triaged, but some partitions
+or files could not be read; 5 no cluster; 6 an E01's stored hash does not match its content."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="triage device images now and write the results",
+                       description="Open each image (raw, split raw .001, E01, bare filesystem), walk every "
+                       "partition's files incl. deleted and orphan ones, hash and type every file, and write "
+                       "OUT/files.parquet, OUT/volumes.parquet, OUT/image.json and OUT/summary.json.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image file (for split raw or E01: the first segment)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output directory")
+    add_cluster_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
+    p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def add_cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", metavar="ADDR", default=None,
+                   help="address of a running `dask scheduler` (default: start a local cluster)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes of the local cluster (default: one per core)")
+
+
+def cluster_settings(args: argparse.Namespace) -> dict:
+    return {
+        "scheduler": args.scheduler or config.get("cluster.scheduler"),
+        "workers": args.workers if args.workers is not None else config.get("cluster.workers"),
+        "threads_per_worker": int(config.get("cluster.threads-per-worker")),
+        "memory_limit": config.get("cluster.memory-limit"),
+    }
+
+
+def out_dirs(images: list[str], out: Path) -> list[Path]:
+    """One image: OUT itself. Several: OUT/<image name>, made unique and safe."""
+    if len(images) == 1:
+        return [out]
+    seen: set[str] = set()
+    dirs = []
+    for img in images:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(img).name).lstrip(".") or "image"
+        name, n = base, 2
+        while name in seen:
+            name, n = f"{base}-{n}", n + 1
+        seen.add(name)
+        dirs.append(out / name)
+    return dirs
+
+
+def format_summary(res: RunResult) -> str:
+    s = res.summary
+    img, f = s["image"], s["files"]
+    lines = [
+        f"{img['path']}  ({img['format']}, {img['size']:,} bytes)",
+        f"  image md5 {img['md5']}  sha256 {img['sha256']}",
+    ]
+    if img.get("ewf"):
+        v = img["ewf"]["verified"]
+        lines.append("  E01 stored hash: " + {True: "verified", False: "MISMATCH", None: "none stored"}[v])
+    fss = ", ".join(f"{k}: {v or 'no filesystem'}" for k, v in s["filesystems"].items()) or "none"
+    lines += [
+        f"  partitions {s['partitions']}  walked: {fss}",
+        f"  entries {f['entries']:,} (allocated {f['allocated']:,}, deleted {f['deleted']:,}, orphan {f['orphan']:,})",
+        f"  hashed {f['hashed']:,} files, {f['hashed_bytes']:,} bytes; images phashed {f['images_phashed']:,}; "
+        f"extension mismatches {f['ext_mismatch']:,}; not fully read {f['unreadable']:,}",
+        f"  results in {res.out}/ (files.parquet, volumes.parquet, image.json, summary.json)  [{s['seconds']} s]",
+    ]
+    lines += [f"  ! {p}" for p in res.problems]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    dirs = out_dirs([str(i) for i in args.images], args.out)
+    if len(args.images) == 1:
+        identify(args.images[0])  # a wrong path fails in a second, before any cluster starts
+    worst = 0
+    results = []
+    with connect(**cluster_settings(args)) as client:
+        for image, out in zip(args.images, dirs):
+            try:
+                res = run_image(image, out, client, overwrite=args.overwrite, progress=not args.no_progress)
+            except InputError as exc:
+                if len(args.images) == 1:
+                    raise
+                print(f"triage: error: {exc}", file=sys.stderr)
+                worst = max(worst, exc.exit_code)
+                continue
+            except TriageError:
+                raise
+            results.append(res)
+            worst = max(worst, res.exit_code)
+            if args.json:
+                continue
+            print(format_summary(res))
+            for p in res.problems:
+                if "INTEGRITY" in p:
+                    print(f"triage: WARNING: {p}", file=sys.stderr)
+    if args.json:
+        json.dump([{"out": str(r.out), **r.summary} for r in results], sys.stdout, indent=2, sort_keys=True)
+        print()
+    return worst

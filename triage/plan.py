@@ -1,0 +1,44 @@
+"""Turning a walk table into content tasks: batches bounded by bytes and files.
+
+Small files are packed into one task up to ``batch_bytes``; a file larger than
+that gets a task of its own and a higher priority, so the longest tasks start
+first and one huge file runs beside everything else instead of at the end.
+(A single file's md5/sha1/sha256 are sequential by nature, so its bytes are
+read by one task.) Items are ordered by inode for locality on disk.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, VolumeRef
+from triage.workers.walk import hashable
+
+
+def plan_batches(
+    vol: VolumeRef, table: pa.RecordBatch, batch_bytes: int, batch_files: int, options: ContentOptions
+) -> list[ContentBatch]:
+    cols = table.select(["inode", "attr_type", "attr_id", "size", "name", "type"]).to_pydict()
+    items = [
+        ContentItem(row=i, inode=cols["inode"][i], attr_type=cols["attr_type"][i], attr_id=cols["attr_id"][i],
+                    size=cols["size"][i], name=cols["name"][i])
+        for i in range(table.num_rows)
+        if hashable(cols["type"][i])
+    ]
+    items.sort(key=lambda it: (it.inode, it.attr_type or 0, it.attr_id or 0, it.row))
+    batches: list[ContentBatch] = []
+    current: list[ContentItem] = []
+    current_bytes = 0
+    for it in items:
+        if it.size >= batch_bytes:
+            batches.append(ContentBatch(vol, (it,), options))
+            continue
+        if current and (current_bytes + it.size > batch_bytes or len(current) >= batch_files):
+            batches.append(ContentBatch(vol, tuple(current), options))
+            current, current_bytes = [], 0
+        current.append(it)
+        current_bytes += it.size
+    if current:
+        batches.append(ContentBatch(vol, tuple(current), options))
+    batches.sort(key=lambda b: -b.nbytes)
+    return batches

@@ -1,0 +1,70 @@
+"""The results store: one output directory per image, written atomically.
+
+Everything is written under a hidden staging directory inside OUT and renamed
+into place at the end, ``summary.json`` last: a directory holding a
+``summary.json`` is complete, and a failed run leaves no half-written table
+that looks complete. Existing results are never replaced without ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from triage.rules.errors import InputError
+
+RESULT_FILES = ("files.parquet", "volumes.parquet", "image.json")
+MARKER = "summary.json"
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Deterministic Parquet: same table and library versions give the same bytes."""
+    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20, write_statistics=True)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+class Staging:
+    """A hidden directory inside ``out`` that becomes the results at :meth:`commit`."""
+
+    def __init__(self, out: Path, overwrite: bool = False, evidence: tuple[str, ...] = ()) -> None:
+        out = Path(out)
+        for seg in evidence:
+            if out.resolve() == Path(seg).resolve():
+                raise InputError(f"{out}: the output directory cannot be the evidence file itself")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out}: exists and is not a directory")
+        if out.is_dir() and not overwrite and any((out / n).exists() for n in (MARKER, *RESULT_FILES)):
+            raise InputError(f"{out}: already holds results; choose another directory or pass --overwrite")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            self.dir = out / f".partial-{uuid.uuid4().hex}"
+            self.dir.mkdir()
+        except OSError as exc:
+            raise InputError(f"{out}: cannot create output directory: {exc.strerror}") from exc
+        self.out = out
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def commit(self, summary: dict[str, Any]) -> None:
+        marker = self.out / MARKER
+        if marker.exists():
+            marker.unlink()  # results being replaced no longer look complete
+        for name in sorted(os.listdir(self.dir)):
+            os.replace(self.dir / name, self.out / name)
+        write_json(summary, self.dir / MARKER)
+        os.replace(self.dir / MARKER, marker)
+        self.dir.rmdir()
+
+    def abort(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)

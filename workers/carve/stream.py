@@ -1,0 +1,111 @@
+"""A bounded forward cursor over a :class:`Reader`, shared by the carvers.
+
+Every carve attempt gets one :class:`Cursor` whose ``end`` is the smaller of the
+extent end and ``start + max_size``. All reads go through it, so no length field
+in the evidence can make a carver read (or allocate) past its type's cap: a
+field claiming gigabytes simply runs into ``end`` and the attempt returns None.
+Reads are buffered in small blocks because parsers ask for a few bytes at a time;
+searches and checksums stream in bounded windows.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+from triage.workers.carve.reader import Reader
+
+#: bytes fetched per buffer refill for small structured reads
+BLOCK = 64 << 10
+#: window size for searches and checksums over object data
+WINDOW = 1 << 20
+#: largest single structured read a carver may ask for (guards against carver bugs)
+MAX_TAKE = 1 << 20
+
+
+class Cursor:
+    """Sequential reads in ``[pos, end)`` with cheap skips; ``None`` means "ran out of object"."""
+
+    def __init__(self, reader: Reader, start: int, max_size: int) -> None:
+        self.reader = reader
+        self.start = start
+        self.end = max(start, min(reader.size, start + max_size))
+        self.pos = start
+        self._buf = b""
+        self._buf_off = start
+
+    def _get(self, off: int, n: int) -> bytes | None:
+        if off < self.start or n < 0 or off + n > self.end:
+            return None
+        if n > MAX_TAKE:
+            raise ValueError(f"structured read of {n} bytes exceeds MAX_TAKE; stream it instead")
+        rel = off - self._buf_off
+        if rel < 0 or rel + n > len(self._buf):
+            self._buf = self.reader.read(off, min(max(n, BLOCK), self.end - off))
+            self._buf_off = off
+            rel = 0
+        data = self._buf[rel : rel + n]
+        return data if len(data) == n else None
+
+    def at(self, off: int, n: int) -> bytes | None:
+        """``n`` bytes at absolute ``off`` inside the object's bounds, without moving."""
+        return self._get(off, n)
+
+    def peek(self, n: int) -> bytes | None:
+        return self._get(self.pos, n)
+
+    def take(self, n: int) -> bytes | None:
+        """Exactly ``n`` bytes at the cursor, advancing; None if they pass ``end``."""
+        data = self._get(self.pos, n)
+        if data is not None:
+            self.pos += n
+        return data
+
+    def byte(self) -> int | None:
+        data = self.take(1)
+        return None if data is None else data[0]
+
+    def skip(self, n: int) -> bool:
+        """Advance without reading; False (cursor unchanged) if that passes ``end``."""
+        if n < 0 or self.pos + n > self.end:
+            return False
+        self.pos += n
+        return True
+
+    def search(
+        self, pattern: re.Pattern[bytes], longest: int, limit: int | None = None
+    ) -> tuple[int, re.Match[bytes]] | None:
+        """First match at or after the cursor ending before ``limit`` (default ``end``).
+
+        Returns the match's absolute offset and the match (whose groups stay
+        usable). Streams windows of :data:`WINDOW` bytes overlapping by
+        ``longest - 1``, so a match of up to ``longest`` bytes across a window edge
+        is still found; memory stays one window whatever the object size.
+        """
+        stop = self.end if limit is None else min(limit, self.end)
+        w = self.pos
+        while w < stop:
+            buf = self.reader.read(w, min(WINDOW, stop - w))
+            if not buf:
+                return None
+            m = pattern.search(buf)
+            if m is not None:
+                return w + m.start(), m
+            if w + len(buf) >= stop:
+                return None
+            w += max(1, len(buf) - (longest - 1))
+        return None
+
+    def crc32(self, n: int, crc: int) -> int | None:
+        """Advance over ``n`` bytes folding them into ``crc``; None if they pass ``end``."""
+        if n < 0 or self.pos + n > self.end:
+            return None
+        pos, stop = self.pos, self.pos + n
+        while pos < stop:
+            piece = self.reader.read(pos, min(WINDOW, stop - pos))
+            if not piece:
+                return None
+            crc = zlib.crc32(piece, crc)
+            pos += len(piece)
+        self.pos = stop
+        return crc

@@ -1,0 +1,172 @@
+"""Content tasks: read each file once in bounded chunks, hash, type and perceptual-hash it.
+
+A task gets a :class:`ContentBatch` (a filesystem plus inode/attribute lists)
+and returns one small Arrow row per file; content never leaves the worker.
+md5, sha1 and sha256 are fed from the same chunk, the first bytes go to
+libmagic, and images (up to a byte bound) are decoded by Pillow under a pixel
+limit so a decompression bomb becomes a ``status``, not a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import mimetypes
+import threading
+import warnings
+
+import pyarrow as pa
+
+from triage.rules.errors import FilesystemError
+from triage.workers.image import _oneline
+from triage.workers.refs import ContentBatch, ContentItem, ContentOptions
+from triage.workers.schema import FILES_SCHEMA
+from triage.workers.volumes import open_fs
+
+CONTENT_SCHEMA = pa.schema(
+    [pa.field("row", pa.int64(), nullable=False)]
+    + [FILES_SCHEMA.field(n) for n in ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash", "status")]
+)
+
+# libmagic answers that say nothing about the content type, so cannot contradict an extension
+_UNINFORMATIVE = {"application/octet-stream", "application/x-empty", "inode/x-empty", "application/x-data"}
+# extension families that legitimately carry these container types
+_EQUIVALENT = {
+    "application/zip": {".zip", ".docx", ".xlsx", ".pptx", ".jar", ".apk", ".odt", ".ods", ".odp", ".epub", ".kmz"},
+    "application/x-ole-storage": {".doc", ".xls", ".ppt", ".msg", ".msi"},
+    "application/cdfv2": {".doc", ".xls", ".ppt", ".msg", ".msi"},
+    "application/vnd.ms-excel": {".xls"},
+    "application/msword": {".doc"},
+}
+
+_local = threading.local()
+
+
+def _magic():
+    """(mime, description) libmagic handles, one pair per worker thread: libmagic is not thread-safe."""
+    pair = getattr(_local, "magic", None)
+    if pair is None:
+        import magic
+
+        pair = (magic.Magic(mime=True), magic.Magic())
+        _local.magic = pair
+    return pair
+
+
+def ext_mismatch(name: str, mime: str | None) -> bool | None:
+    """True when the file name's extension names a type the content is not.
+
+    Only extensions the standard ``mimetypes`` table knows are judged; text is
+    never a mismatch with another text type, nor an uninformative libmagic answer.
+    """
+    if mime is None:
+        return None
+    base = name.rsplit(":", 1)[0] if ":" in name else name
+    dot = base.rfind(".")
+    if dot <= 0 or dot == len(base) - 1:
+        return False
+    ext = base[dot:].lower()
+    guessed, _ = mimetypes.guess_type("x" + ext, strict=False)
+    if guessed is None or mime in _UNINFORMATIVE or guessed in _UNINFORMATIVE:
+        return False
+    if guessed == mime or ext in mimetypes.guess_all_extensions(mime, strict=False):
+        return False
+    if ext in _EQUIVALENT.get(mime, ()):
+        return False
+    major_g, major_m = guessed.split("/")[0], mime.split("/")[0]
+    if major_g == major_m == "text" or (major_m == "text" and guessed in ("application/json", "application/xml",
+                                                                         "application/javascript", "application/x-sh")):
+        return False
+    return True
+
+
+def perceptual_hash(data: bytes, max_pixels: int) -> tuple[str | None, str | None]:
+    """(16-hex pHash, None) for a decodable image, or (None, reason) when it was not hashed."""
+    import imagehash
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    return None, f"image not hashed: decompression bomb ({w}x{h} pixels > limit {max_pixels})"
+                img.draft("L", (256, 256))  # JPEG: decode at reduced scale, pHash looks at 32x32 anyway
+                return str(imagehash.phash(img)), None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return None, f"image not hashed: decompression bomb ({_oneline(exc)})"
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError,
+            MemoryError, struct.error) as exc:
+        return None, f"image not hashed: cannot decode ({_oneline(exc)})"
+
+
+def _read_one(fs, item: ContentItem, opts: ContentOptions, out: dict[str, list]) -> None:
+    md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
+    head = b""
+    keep_image = None
+    status = "ok"
+    pos = 0
+    try:
+        f = fs.open_meta(inode=item.inode)
+        while pos < item.size:
+            n = min(opts.chunk_bytes, item.size - pos)
+            if item.attr_type is None:
+                data = f.read_random(pos, n)
+            else:
+                data = f.read_random(pos, n, item.attr_type, item.attr_id)
+            if not data:
+                # what `icat` outputs too: TSK returns no bytes past an attribute's initialised
+                # size (sparse NTFS $BadClus:$Bad, never-written tails); not a read error
+                status = f"short: TSK returns {pos} of {item.size} bytes (sparse or uninitialised)"
+                break
+            if pos == 0:
+                head = data[: opts.magic_bytes]
+                keep_image = [] if item.size <= opts.max_image_bytes else None
+            md5.update(data)
+            sha1.update(data)
+            sha256.update(data)
+            if keep_image is not None:
+                keep_image.append(data)
+            pos += len(data)
+    except OSError as exc:
+        if pos == 0:
+            status = f"unreadable: {_oneline(exc)}"
+        else:
+            status = f"partial: read error at byte {pos} of {item.size}: {_oneline(exc)}"
+    mime_m, desc_m = _magic()
+    mime = mime_m.from_buffer(head) if not status.startswith("unreadable") else None
+    magic_desc = desc_m.from_buffer(head) if mime is not None else None
+    phash = None
+    if mime is not None and mime.startswith("image/") and keep_image is not None and status == "ok":
+        phash, why = perceptual_hash(b"".join(keep_image), opts.max_image_pixels)
+        if why:
+            status = why
+    readable = not status.startswith("unreadable")
+    out["row"].append(item.row)
+    out["md5"].append(md5.hexdigest() if readable else None)
+    out["sha1"].append(sha1.hexdigest() if readable else None)
+    out["sha256"].append(sha256.hexdigest() if readable else None)
+    out["mime"].append(mime)
+    out["magic"].append(magic_desc)
+    out["ext_mismatch"].append(ext_mismatch(item.name, mime))
+    out["phash"].append(phash)
+    out["status"].append(status)
+
+
+def read_content(batch: ContentBatch) -> pa.RecordBatch:
+    """Hash, type and perceptual-hash every file of ``batch``; one row per item, in item order."""
+    out: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA}
+    try:
+        fs = open_fs(batch.volume)
+    except FilesystemError as exc:
+        for item in batch.items:
+            out["row"].append(item.row)
+            for k in ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash"):
+                out[k].append(None)
+            out["status"].append(f"unreadable: {exc}")
+        return pa.RecordBatch.from_pydict(out, schema=CONTENT_SCHEMA)
+    for item in batch.items:
+        _read_one(fs, item, batch.options, out)
+    return pa.RecordBatch.from_pydict(out, schema=CONTENT_SCHEMA)

@@ -1,0 +1,115 @@
+"""Volume systems (MBR incl. extended/logical partitions, GPT, ...) and filesystem detection.
+
+Every partition TSK lists is reported, allocated or not, the way `mmls` shows
+them; a bare filesystem with no partition table becomes one whole-image volume.
+Filesystems are opened read-only through TSK and cached per worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pytsk3
+
+from triage.rules.errors import FilesystemError, ImageError
+from triage.workers.image import _oneline, open_image
+from triage.workers.refs import ImageRef, VolumeRef
+
+FS_TYPE_NAMES = {
+    getattr(pytsk3, n): n.removeprefix("TSK_FS_TYPE_")
+    for n in dir(pytsk3)
+    if n.startswith("TSK_FS_TYPE_") and not n.endswith(("_DETECT", "ENUM")) and isinstance(getattr(pytsk3, n), int)
+}
+FS_TYPE_NAMES.update({pytsk3.TSK_FS_TYPE_EXT2: "Ext2", pytsk3.TSK_FS_TYPE_EXT3: "Ext3", pytsk3.TSK_FS_TYPE_EXT4: "Ext4",
+                      pytsk3.TSK_FS_TYPE_EXFAT: "exFAT", pytsk3.TSK_FS_TYPE_ISO9660: "ISO9660", pytsk3.TSK_FS_TYPE_HFS: "HFS+"})
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One row of the volume table (what `mmls` prints), in bytes."""
+
+    index: int
+    slot: str
+    start: int
+    length: int
+    flags: str
+    description: str
+    volume_system: str
+
+    @property
+    def walkable(self) -> bool:
+        return self.flags == "alloc"
+
+
+def _vs_name(vs: pytsk3.Volume_Info) -> str:
+    names = {getattr(pytsk3, n): n.removeprefix("TSK_VS_TYPE_").lower()
+             for n in dir(pytsk3) if n.startswith("TSK_VS_TYPE_") and isinstance(getattr(pytsk3, n), int)}
+    return names.get(int(vs.info.vstype), str(int(vs.info.vstype)))
+
+
+def _flags(flags: int) -> str:
+    if flags & pytsk3.TSK_VS_PART_FLAG_ALLOC:
+        return "alloc"
+    if flags & pytsk3.TSK_VS_PART_FLAG_META:
+        return "meta"
+    return "unalloc"
+
+
+def list_partitions(ref: ImageRef) -> list[Partition]:
+    """The image's partitions, or one whole-image volume when there is no volume system.
+
+    Raises ImageError when neither a volume system nor a filesystem is recognised:
+    the file is most likely not a device image at all.
+    """
+    img = open_image(ref)
+    try:
+        vs = pytsk3.Volume_Info(img)
+    except OSError:
+        vs = None
+    if vs is not None:
+        block = vs.info.block_size
+        vs_type = _vs_name(vs)
+        parts = []
+        for p in vs:
+            flags = _flags(int(p.flags))
+            if flags == "alloc":
+                slot = f"{p.slot_num:03d}" if p.table_num < 0 else f"{p.table_num:03d}:{p.slot_num:03d}"
+            else:
+                slot = "Meta" if flags == "meta" else "-------"
+            desc = p.desc.decode("utf-8", "backslashreplace") if isinstance(p.desc, bytes) else str(p.desc)
+            parts.append(Partition(int(p.addr), slot, int(p.start) * block, int(p.len) * block, flags, desc, vs_type))
+        return parts
+    try:
+        fs = pytsk3.FS_Info(img, offset=0)
+    except OSError as exc:
+        raise ImageError(
+            f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device image, "
+            "or encrypted/wiped"
+        ) from exc
+    desc = FS_TYPE_NAMES.get(int(fs.info.ftype), "filesystem")
+    return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none")]
+
+
+_local = threading.local()
+
+
+def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
+    """The TSK filesystem of ``vol``, opened once per worker thread."""
+    cache: dict[VolumeRef, pytsk3.FS_Info] = _local.__dict__.setdefault("fs", {})
+    fs = cache.get(vol)
+    if fs is None:
+        img = open_image(vol.image)
+        if vol.offset >= vol.image.size:
+            raise FilesystemError(f"starts at byte {vol.offset}, past the end of the image "
+                                  f"({vol.image.size} bytes): truncated image?")
+        try:
+            fs = pytsk3.FS_Info(img, offset=vol.offset)
+        except OSError as exc:
+            raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
+        cache[vol] = fs
+    return fs
+
+
+def fs_type_name(fs: pytsk3.FS_Info) -> str:
+    return FS_TYPE_NAMES.get(int(fs.info.ftype), str(int(fs.info.ftype)))
