@@ -61,7 +61,7 @@ def out_dirs(images: list[str], out: Path) -> list[Path]:
     seen: set[str] = set()
     dirs = []
     for img in images:
-        base = re.sub(r"[^A-Za-z0-9._-]", "_", Path(img).name).lstrip(".") or "image"
+        base = re.sub(r"[^\w.-]", "_", Path(img).name).lstrip(".") or "image"
         name, n = base, 2
         while name in seen:
             name, n = f"{base}-{n}", n + 1

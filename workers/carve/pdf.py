@@ -43,17 +43,17 @@ class PdfCarver(Carver):
             return None
         best: int | None = None
         limit = cur.end
-        while True:
-            hit = cur.search(_MARKS, 5, limit)
-            if hit is None:
-                break
-            offset, m = hit
-            if m.group() == b"%PDF-":
-                break  # the next document starts here; ours ended before it
-            if _eof_ok(cur, start, offset):
-                best = offset + 5 + _eol(cur, offset + 5)
-                limit = min(cur.end, best + UPDATE_GAP)
-            cur.pos = offset + 5
+        restart = True
+        while restart:  # a new, shorter search after each valid EOF: the update gap bounds it
+            restart = False
+            for offset, m in cur.finditer(_MARKS, 5, limit):
+                if m.group() == b"%PDF-":
+                    break  # the next document starts here; ours ended before it
+                if _eof_ok(cur, start, offset):
+                    best = offset + 5 + _eol(cur, offset + 5)
+                    limit = min(cur.end, best + UPDATE_GAP)
+                    cur.pos, restart = offset + 5, True
+                    break
         return None if best is None else best - start
 
 

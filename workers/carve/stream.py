@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
 
 from triage.workers.carve.reader import Reader
 
@@ -72,29 +73,37 @@ class Cursor:
         self.pos += n
         return True
 
-    def search(
+    def finditer(
         self, pattern: re.Pattern[bytes], longest: int, limit: int | None = None
-    ) -> tuple[int, re.Match[bytes]] | None:
-        """First match at or after the cursor ending before ``limit`` (default ``end``).
+    ) -> Iterator[tuple[int, re.Match[bytes]]]:
+        """Matches at or after the cursor ending before ``limit`` (default ``end``), in order.
 
-        Returns the match's absolute offset and the match (whose groups stay
-        usable). Streams windows of :data:`WINDOW` bytes overlapping by
-        ``longest - 1``, so a match of up to ``longest`` bytes across a window edge
-        is still found; memory stays one window whatever the object size.
+        Yields each match's absolute offset and the match (groups stay usable).
+        Streams windows of :data:`WINDOW` bytes overlapping by ``longest - 1`` so
+        a match of up to ``longest`` bytes across a window edge is still found,
+        once; memory stays one window whatever the object size. Moving the
+        cursor while iterating does not affect the iteration.
         """
         stop = self.end if limit is None else min(limit, self.end)
-        w = self.pos
+        w = nxt = self.pos
         while w < stop:
             buf = self.reader.read(w, min(WINDOW, stop - w))
             if not buf:
-                return None
-            m = pattern.search(buf)
-            if m is not None:
-                return w + m.start(), m
+                return
+            for m in pattern.finditer(buf):
+                offset = w + m.start()
+                if offset >= nxt:
+                    nxt = offset + 1
+                    yield offset, m
             if w + len(buf) >= stop:
-                return None
+                return
             w += max(1, len(buf) - (longest - 1))
-        return None
+
+    def search(
+        self, pattern: re.Pattern[bytes], longest: int, limit: int | None = None
+    ) -> tuple[int, re.Match[bytes]] | None:
+        """The first of :meth:`finditer`, or None."""
+        return next(self.finditer(pattern, longest, limit), None)
 
     def crc32(self, n: int, crc: int) -> int | None:
         """Advance over ``n`` bytes folding them into ``crc``; None if they pass ``end``."""
