@@ -49,7 +49,7 @@ def connect(
             threads_per_worker=threads_per_worker,
             processes=True,
             memory_limit=memory_limit,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # its HTTP server always starts; a free loopback port, never 8787 clashes
             silence_logs=logging.CRITICAL,  # expected per-file errors are results, not log noise
         )
     except (OSError, RuntimeError) as exc:
