@@ -1,10 +1,15 @@
 """Build and run the triage graph of one device image.
 
 image → partitions → one metadata walk per filesystem → content tasks of bounded
-bytes (planned as each walk finishes) → merge on the client → Parquet. The
-whole-image hash runs as one long task beside all of it. Only descriptions
-(paths, offsets, inode lists) go through the scheduler; results come back as
-small Arrow batches. The same code drives a LocalCluster or a remote scheduler.
+bytes (planned as each walk finishes) → merge → Parquet, with the whole-image
+hash as one long task beside all of it. Only descriptions (paths, offsets, inode
+lists) go through the scheduler; results come back as small Arrow batches and
+are checkpointed per task (:mod:`triage.checkpoint`).
+
+:class:`ImageRun` is a state machine that one event loop drives: ``run_image``
+for one image, the dispatcher for a whole backlog on one cluster. Tasks are
+submitted in a bounded window with the job's *current* priority, so a change of
+priority (or a more urgent job) takes effect at task granularity.
 """
 
 from __future__ import annotations
@@ -13,28 +18,30 @@ import datetime as dt
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from triage import __version__, config
+from triage.checkpoint import Checkpoints
+from triage.merge import allocated_problems, counts, files_table, merge_partition, volumes_table
 from triage.plan import plan_batches
-from triage.rules.errors import TriageError
 from triage.store import Staging, write_json, write_parquet
-from triage.workers.content import CONTENT_SCHEMA, read_content
+from triage.workers.content import read_content
 from triage.workers.image import identify
 from triage.workers.media import MediaDigest, hash_media
 from triage.workers.refs import ContentOptions, ImageRef, VolumeRef
-from triage.workers.schema import FILES_SCHEMA, VOLUMES_SCHEMA
 from triage.workers.volumes import Partition, list_partitions
-from triage.workers.walk import WalkResult, walk_filesystem
+from triage.workers.walk import WALK_SCHEMA, WalkResult, walk_filesystem
 
 log = logging.getLogger(__name__)
 
-PRIORITY_MEDIA, PRIORITY_VOLUMES, PRIORITY_WALK, PRIORITY_BIG = 100, 90, 80, 10
+# task priorities within a job; the job's own priority is added on top (x1000)
+PRIORITY_MEDIA, PRIORITY_VOLUMES, PRIORITY_WALK, PRIORITY_BIG, PRIORITY_CONTENT = 100, 90, 80, 10, 0
 EXIT_OK, EXIT_PROBLEMS, EXIT_EWF_MISMATCH = 0, 4, 6
 
 
@@ -47,6 +54,16 @@ class RunResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Task:
+    name: str          # checkpoint name, unique within the run
+    kind: str          # media | partitions | walk | content
+    func: Callable
+    arg: Any
+    priority: int
+    nbytes: int = 0
+
+
 def content_options() -> tuple[ContentOptions, int, int]:
     opts = ContentOptions(
         chunk_bytes=config.get_bytes("content.chunk-bytes"),
@@ -57,7 +74,7 @@ def content_options() -> tuple[ContentOptions, int, int]:
     return opts, config.get_bytes("content.batch-bytes"), int(config.get("content.batch-files"))
 
 
-class _Progress:
+class Progress:
     """A bytes progress bar on stderr, only when asked for and stderr is a terminal."""
 
     def __init__(self, enabled: bool, label: str) -> None:
@@ -81,136 +98,165 @@ class _Progress:
             self.bar.close()
 
 
-def _merge_partition(walk: WalkResult, contents: list[pa.RecordBatch], task_errors: dict[int, str]) -> pa.Table:
-    n = walk.table.num_rows
-    cols: dict[str, list] = {k: [None] * n for k in ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash")}
-    status = walk.table.column("status").to_pylist()
-    types = walk.table.column("type").to_pylist()
-    for i, t in enumerate(types):
-        if status[i] == "ok" and t.endswith("/-") and t[0] in "r-":
-            status[i] = "no content: deleted name with no metadata left"
-    for batch in contents:
-        d = batch.to_pydict()
-        for j, row in enumerate(d["row"]):
-            for k in cols:
-                cols[k][row] = d[k][j]
-            status[row] = d["status"][j] if status[row] == "ok" else f"{status[row]}; {d['status'][j]}"
-    for row, why in task_errors.items():
-        status[row] = f"unreadable: {why}"
-    arrays = []
-    for f in FILES_SCHEMA:
-        if f.name in cols:
-            arrays.append(pa.array(cols[f.name], type=f.type))
-        elif f.name == "status":
-            arrays.append(pa.array(status, type=f.type))
+class ImageRun:
+    """The triage of one image, advanced by :meth:`fill` and :meth:`on_done` from an event loop."""
+
+    def __init__(self, image: str | Path, out: str | Path, *, workdir: str | Path | None = None,
+                 overwrite: bool = False, priority: int = 0, progress: bool = False,
+                 notify: Callable[[str, dict], None] | None = None) -> None:
+        self.started = dt.datetime.now(dt.timezone.utc)
+        self.t0 = time.perf_counter()
+        self.ref: ImageRef = identify(image)
+        self.staging = Staging(Path(out), overwrite=overwrite, evidence=self.ref.segments)
+        self.opts, self.batch_bytes, self.batch_files = content_options()
+        plan = {"tool": __version__, "image": self.ref.path, "size": self.ref.size, "batch_bytes": self.batch_bytes,
+                "batch_files": self.batch_files, "options": self.opts.__dict__}
+        self.ck = Checkpoints(Path(workdir) if workdir else self.staging.dir / ".work", plan)
+        self.priority = priority
+        self.notify = notify or (lambda event, data: None)
+        self.bar = Progress(progress, Path(self.ref.path).name)
+        self.todo: deque[_Task] = deque()
+        self.inflight: dict[str, tuple[_Task, Any]] = {}
+        self.parts: list[Partition] | None = None
+        self.vols: dict[int, VolumeRef] = {}
+        self.walks: dict[int, WalkResult] = {}
+        self.contents: dict[int, list[pa.Table]] = {}
+        self.task_errors: dict[int, dict[int, str]] = {}
+        self.media: MediaDigest | None = None
+        self.bytes_total = self.bytes_done = 0
+        self.files_done = 0
+        self._restore()
+
+    # -- planning ----------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        """Load every checkpoint there is; queue the tasks that have none."""
+        self.media = self.ck.load_media()
+        if self.media is None:
+            self.todo.append(_Task("media", "media", hash_media, self.ref, PRIORITY_MEDIA, self.ref.size))
+        self.bytes_total += self.ref.size
+        if self.media is not None:
+            self.bytes_done += self.ref.size
+        parts = self.ck.load_partitions()
+        if parts is None:
+            self.todo.append(_Task("partitions", "partitions", list_partitions, self.ref, PRIORITY_VOLUMES))
         else:
-            arrays.append(walk.table.column(f.name))
-    return pa.Table.from_arrays(arrays, schema=FILES_SCHEMA)
+            self._got_partitions(parts)
 
+    def _got_partitions(self, parts: list[Partition]) -> None:
+        self.parts = parts
+        self.vols = {p.index: VolumeRef(self.ref, p.index, p.start, p.length) for p in parts if p.walkable}
+        for idx, vol in self.vols.items():
+            self.contents[idx], self.task_errors[idx] = [], {}
+            walk = self.ck.load_walk(idx)
+            if walk is None:
+                self.todo.append(_Task(f"walk-{idx}", "walk", walk_filesystem, vol, PRIORITY_WALK))
+            else:
+                self._got_walk(walk)
 
-def _volumes_table(parts: list[Partition], walks: dict[int, WalkResult]) -> pa.Table:
-    rows = []
-    for p in parts:
-        w = walks.get(p.index)
-        if p.flags == "alloc":
-            status = w.status if w is not None else "not walked"
+    def _got_walk(self, walk: WalkResult) -> None:
+        idx = walk.partition
+        self.walks[idx] = walk
+        batches = plan_batches(self.vols[idx], walk.table, self.batch_bytes, self.batch_files, self.opts)
+        for i, batch in enumerate(batches):
+            name = f"content-{idx}-{i:05d}"
+            self.bytes_total += batch.nbytes
+            done = self.ck.load_result(name)
+            if done is not None:
+                self.contents[idx].append(done)
+                self.bytes_done += batch.nbytes
+                self.files_done += len(batch.items)
+                continue
+            prio = PRIORITY_BIG if batch.nbytes >= self.batch_bytes else PRIORITY_CONTENT
+            self.todo.append(_Task(name, "content", read_content, batch, prio, batch.nbytes))
+        self.bar.grow(sum(b.nbytes for b in batches))
+
+    # -- driving -------------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return not self.todo and not self.inflight and self.parts is not None and len(self.walks) == len(self.vols)
+
+    def fill(self, client: "distributed.Client", limit: int | None = None) -> list[Any]:  # noqa: F821
+        """Submit queued tasks, at most ``limit`` in flight, at the job's current priority."""
+        new = []
+        # highest task priority first: the image hash and walks start before content
+        ordered = sorted(self.todo, key=lambda t: -t.priority)
+        self.todo = deque(ordered)
+        while self.todo and (limit is None or len(self.inflight) < limit):
+            task = self.todo.popleft()
+            fut = client.submit(task.func, task.arg, priority=self.priority * 1000 + task.priority,
+                                key=f"{task.kind}-{self.ref.path}-{task.name}-{id(self)}", pure=False)
+            self.inflight[fut.key] = (task, fut)
+            new.append(fut)
+        return new
+
+    def owns(self, fut: Any) -> bool:
+        return fut.key in self.inflight
+
+    def on_done(self, fut: Any) -> None:
+        task, _ = self.inflight.pop(fut.key)
+        try:
+            result = fut.result()
+        except Exception as exc:  # one crashed task must not lose the rest of the device
+            result = exc
+        if task.kind == "media":
+            if isinstance(result, Exception):
+                result = MediaDigest(self.ref.size, "", "", error=f"image hash task failed: {_describe(result)}")
+            self.media = result
+            self.ck.save_media(result)
+            self.bytes_done += task.nbytes
+            self.bar.done(task.nbytes)
+        elif task.kind == "partitions":
+            if isinstance(result, Exception):
+                raise result  # no volume system and no filesystem: the image as a whole is unusable
+            self.ck.save_partitions(result)
+            self._got_partitions(result)
+        elif task.kind == "walk":
+            vol = task.arg
+            if isinstance(result, Exception):
+                result = WalkResult(vol.index, None, f"walk failed: {_describe(result)}",
+                                    pa.RecordBatch.from_pylist([], schema=WALK_SCHEMA))
+            self.ck.save_walk(result)
+            self._got_walk(result)
         else:
-            status = "not walked (unallocated space)" if p.flags == "unalloc" else "not walked (volume system metadata)"
-        rows.append({
-            "index": p.index, "slot": p.slot, "start": p.start, "length": p.length, "flags": p.flags,
-            "description": p.description, "volume_system": p.volume_system,
-            "filesystem": w.filesystem if w is not None else None,
-            "files": w.table.num_rows if w is not None else 0, "status": status,
-        })
-    return pa.Table.from_pylist(rows, schema=VOLUMES_SCHEMA)
-
-
-def _count(table: pa.Table) -> dict[str, int]:
-    src = table.column("source").to_pylist()
-    status = table.column("status").to_pylist()
-    hashed = [h is not None for h in table.column("sha256").to_pylist()]
-    sizes = table.column("size").to_pylist()
-    return {
-        "entries": table.num_rows,
-        "allocated": src.count("allocated"),
-        "deleted": src.count("deleted"),
-        "orphan": src.count("orphan"),
-        "hashed": sum(hashed),
-        "hashed_bytes": sum(s for s, h in zip(sizes, hashed) if h),
-        "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),
-        "images_phashed": sum(1 for p in table.column("phash").to_pylist() if p),
-        "ext_mismatch": sum(1 for m in table.column("ext_mismatch").to_pylist() if m),
-    }
-
-
-def run_image(
-    image: str | Path,
-    out: str | Path,
-    client: "distributed.Client",  # noqa: F821
-    overwrite: bool = False,
-    progress: bool = False,
-    notify: Callable[[str], None] | None = None,
-) -> RunResult:
-    """Triage one image into ``out``. Raises ImageError when the image cannot be used at all."""
-    from distributed import as_completed
-
-    started = dt.datetime.now(dt.timezone.utc)
-    t0 = time.perf_counter()
-    ref: ImageRef = identify(image)
-    staging = Staging(Path(out), overwrite=overwrite, evidence=ref.segments)
-    bar = _Progress(progress, Path(ref.path).name)
-    try:
-        opts, batch_bytes, batch_files = content_options()
-        media_f = client.submit(hash_media, ref, priority=PRIORITY_MEDIA)
-        parts: list[Partition] = client.submit(list_partitions, ref, priority=PRIORITY_VOLUMES).result()
-        bar.grow(ref.size)
-        vols = {p.index: VolumeRef(ref, p.index, p.start, p.length) for p in parts if p.walkable}
-        pending = as_completed([media_f])
-        kind: dict[Any, tuple[str, Any]] = {media_f.key: ("media", None)}
-        for idx, vol in vols.items():
-            f = client.submit(walk_filesystem, vol, priority=PRIORITY_WALK)
-            kind[f.key] = ("walk", idx)
-            pending.add(f)
-        walks: dict[int, WalkResult] = {}
-        contents: dict[int, list[pa.RecordBatch]] = {i: [] for i in vols}
-        task_errors: dict[int, dict[int, str]] = {i: {} for i in vols}
-        media: MediaDigest | None = None
-        problems: list[str] = []
-        for fut in pending:
-            what, idx = kind[fut.key]
-            if what == "media":
-                media = fut.result()
-                bar.done(ref.size)
-                continue
-            if what == "walk":
-                try:
-                    walk = fut.result()
-                except Exception as exc:  # a crashed task must not lose the rest of the device
-                    walk = WalkResult(idx, None, f"walk failed: {type(exc).__name__}: {exc}",
-                                      pa.RecordBatch.from_pylist([], schema=walk_schema()))
-                walks[idx] = walk
-                for batch in plan_batches(vols[idx], walk.table, batch_bytes, batch_files, opts):
-                    prio = PRIORITY_BIG if batch.nbytes >= batch_bytes else 0
-                    cf = client.submit(read_content, batch, priority=prio)
-                    kind[cf.key] = ("content", (idx, batch))
-                    bar.grow(batch.nbytes)
-                    pending.add(cf)
-                continue
-            pidx, batch = idx
-            try:
-                contents[pidx].append(fut.result())
-            except Exception as exc:
+            batch = task.arg
+            idx = batch.volume.index
+            if isinstance(result, Exception):
                 for it in batch.items:
-                    task_errors[pidx][it.row] = f"content task failed: {type(exc).__name__}: {exc}"
-            bar.done(batch.nbytes)
-        tables = [_merge_partition(walks[i], contents[i], task_errors[i]) for i in sorted(walks)]
-        files = pa.concat_tables(tables) if tables else FILES_SCHEMA.empty_table()
-        files = files.sort_by([("partition", "ascending"), ("path", "ascending"), ("inode", "ascending"),
-                               ("attr_type", "ascending"), ("attr_id", "ascending")])
-        volumes = _volumes_table(parts, walks)
-        write_parquet(files, staging.path("files.parquet"))
-        write_parquet(volumes, staging.path("volumes.parquet"))
-        assert media is not None
+                    self.task_errors[idx][it.row] = f"content task failed: {_describe(result)}"
+            else:
+                table = pa.Table.from_batches([result])
+                self.ck.save_result(task.name, table)
+                self.contents[idx].append(table)
+            self.bytes_done += task.nbytes
+            self.files_done += len(batch.items)
+            self.bar.done(task.nbytes)
+        self.notify("progress", {"bytes_done": self.bytes_done, "bytes_total": self.bytes_total,
+                                 "files_done": self.files_done})
+
+    def cancel(self, client: "distributed.Client") -> None:  # noqa: F821
+        client.cancel([f for _, f in self.inflight.values()])
+        self.inflight.clear()
+        self.todo.clear()
+        self.bar.close()
+
+    def reprioritize(self, priority: int) -> None:
+        """New tasks go out at ``priority``; those in flight (a bounded window) finish as they are."""
+        self.priority = priority
+
+    # -- finishing -----------------------------------------------------------------------------------
+    def finalize(self) -> RunResult:
+        try:
+            return self._finalize()
+        finally:
+            self.bar.close()
+
+    def _finalize(self) -> RunResult:
+        ref, media = self.ref, self.media
+        assert self.parts is not None and media is not None
+        tables = [merge_partition(self.walks[i], self.contents[i], self.task_errors[i]) for i in sorted(self.walks)]
+        files = files_table(tables)
+        write_parquet(files, self.staging.path("files.parquet"))
+        write_parquet(volumes_table(self.parts, self.walks), self.staging.path("volumes.parquet"))
         image_info = {
             "path": ref.path, "format": ref.format, "segments": list(ref.segments), "size": ref.size,
             "md5": media.md5, "sha256": media.sha256,
@@ -219,23 +265,16 @@ def run_image(
                 "verified": media.ewf_verified},
             "error": media.error,
         }
-        write_json(image_info, staging.path("image.json"))
-        exit_code = EXIT_OK
-        for i, w in sorted(walks.items()):
-            if w.status != "ok":
-                problems.append(f"{ref.path}: partition {i} (byte {vols[i].offset}): {w.status}")
-        counts = _count(files)
-        alloc_bad = [r for r in files.filter(pa.compute.equal(files.column("source"), "allocated"))
-                     .select(["partition", "path", "status"]).to_pylist()
-                     if r["status"].startswith(("unreadable", "partial"))]
-        for r in alloc_bad[:20]:
-            problems.append(f"{ref.path}: partition {r['partition']}: {r['path']}: {r['status']}")
-        if len(alloc_bad) > 20:
-            problems.append(f"{ref.path}: ... and {len(alloc_bad) - 20} more allocated files not fully read")
+        write_json(image_info, self.staging.path("image.json"))
+        problems = [f"{ref.path}: partition {i} (byte {self.vols[i].offset}): {w.status}"
+                    for i, w in sorted(self.walks.items()) if w.status != "ok"]
+        bad = allocated_problems(files)
+        problems += [f"{ref.path}: partition {r['partition']}: {r['path']}: {r['status']}" for r in bad[:20]]
+        if len(bad) > 20:
+            problems.append(f"{ref.path}: ... and {len(bad) - 20} more allocated files not fully read")
         if media.error:
             problems.append(f"{ref.path}: {media.error}")
-        if problems:
-            exit_code = EXIT_PROBLEMS
+        exit_code = EXIT_PROBLEMS if problems else EXIT_OK
         if media.ewf_verified is False:
             problems.insert(0, f"{ref.path}: E01 INTEGRITY FAILURE: stored MD5 {media.ewf_stored_md5} "
                                f"!= computed MD5 {media.md5}")
@@ -243,25 +282,40 @@ def run_image(
         summary = {
             "tool": f"evidence-triage {__version__}",
             "image": image_info,
-            "partitions": len(parts),
-            "filesystems": {str(i): w.filesystem for i, w in sorted(walks.items())},
-            "files": counts,
+            "partitions": len(self.parts),
+            "filesystems": {str(i): w.filesystem for i, w in sorted(self.walks.items())},
+            "files": counts(files),
             "problems": problems,
             "exit_code": exit_code,
-            "started": started.isoformat(timespec="seconds"),
+            "started": self.started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(time.perf_counter() - t0, 3),
+            "seconds": round(time.perf_counter() - self.t0, 3),
         }
-        staging.commit(summary)
+        self.staging.commit(summary)
+        return RunResult(ref.path, self.staging.out, exit_code, problems, summary)
+
+    def abort(self) -> None:
+        self.bar.close()
+        self.staging.abort()
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def run_image(image: str | Path, out: str | Path, client: "distributed.Client",  # noqa: F821
+              overwrite: bool = False, progress: bool = False, workdir: str | Path | None = None) -> RunResult:
+    """Triage one image into ``out``. Raises ImageError when the image cannot be used at all."""
+    from distributed import as_completed
+
+    run = ImageRun(image, out, overwrite=overwrite, progress=progress, workdir=workdir)
+    try:
+        pending = as_completed(run.fill(client))
+        for fut in pending:
+            run.on_done(fut)
+            for new in run.fill(client):
+                pending.add(new)
+        return run.finalize()
     except BaseException:
-        staging.abort()
+        run.abort()
         raise
-    finally:
-        bar.close()
-    return RunResult(ref.path, staging.out, exit_code, problems, summary)
-
-
-def walk_schema() -> pa.Schema:
-    from triage.workers.walk import WALK_SCHEMA
-
-    return WALK_SCHEMA

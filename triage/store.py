@@ -57,14 +57,16 @@ class Staging:
         return self.dir / name
 
     def commit(self, summary: dict[str, Any]) -> None:
+        """Move the result files into place, ``summary.json`` last, and drop the staging directory."""
         marker = self.out / MARKER
         if marker.exists():
             marker.unlink()  # results being replaced no longer look complete
         for name in sorted(os.listdir(self.dir)):
-            os.replace(self.dir / name, self.out / name)
+            if (self.dir / name).is_file() and not name.startswith("."):
+                os.replace(self.dir / name, self.out / name)
         write_json(summary, self.dir / MARKER)
         os.replace(self.dir / MARKER, marker)
-        self.dir.rmdir()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def abort(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

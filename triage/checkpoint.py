@@ -1,0 +1,98 @@
+"""Per-task results on disk, so a stopped run resumes from what was already computed.
+
+Each finished task's result is written atomically (temporary name, then rename)
+under the run's work directory, named by the task's deterministic identity
+(``walk-3``, ``content-3-0012``). A restarted run loads what exists and submits
+only the rest; the final tables are merged from these files, so an interrupted
+run ends byte-identical to an uninterrupted one. A work directory made under a
+different plan (other batch sizes, other tool version) is discarded, never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from triage.workers.media import MediaDigest
+from triage.workers.volumes import Partition
+from triage.workers.walk import WalkResult
+
+
+class Checkpoints:
+    def __init__(self, workdir: Path, plan: dict[str, Any]) -> None:
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stamp = self.dir / "plan.json"
+        text = json.dumps(plan, sort_keys=True)
+        if stamp.exists() and stamp.read_text() != text:
+            shutil.rmtree(self.dir)
+            self.dir.mkdir(parents=True)
+        if not stamp.exists():
+            self._atomic(stamp, text.encode())
+
+    def _atomic(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _write_table(self, name: str, batch: pa.RecordBatch | pa.Table, meta: dict[str, Any] | None = None) -> None:
+        table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+        if meta is not None:
+            table = table.replace_schema_metadata({b"triage": json.dumps(meta, sort_keys=True).encode()})
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+        self._atomic(self.dir / f"{name}.arrow", sink.getvalue().to_pybytes())
+
+    def _read_table(self, name: str) -> tuple[pa.Table, dict[str, Any]] | None:
+        path = self.dir / f"{name}.arrow"
+        if not path.exists():
+            return None
+        with pa.memory_map(str(path)) as src:
+            table = pa.ipc.open_file(src).read_all()
+        meta = json.loads((table.schema.metadata or {}).get(b"triage", b"{}"))
+        return table.replace_schema_metadata(None), meta
+
+    # -- typed accessors -------------------------------------------------------------------------
+    def save_media(self, m: MediaDigest) -> None:
+        self._atomic(self.dir / "media.json", json.dumps(m.__dict__, sort_keys=True).encode())
+
+    def load_media(self) -> MediaDigest | None:
+        p = self.dir / "media.json"
+        return MediaDigest(**json.loads(p.read_text())) if p.exists() else None
+
+    def save_partitions(self, parts: list[Partition]) -> None:
+        self._atomic(self.dir / "partitions.json", json.dumps([p.__dict__ for p in parts]).encode())
+
+    def load_partitions(self) -> list[Partition] | None:
+        p = self.dir / "partitions.json"
+        return [Partition(**d) for d in json.loads(p.read_text())] if p.exists() else None
+
+    def save_walk(self, w: WalkResult) -> None:
+        self._write_table(f"walk-{w.partition}", w.table, {"filesystem": w.filesystem, "status": w.status})
+
+    def load_walk(self, index: int) -> WalkResult | None:
+        got = self._read_table(f"walk-{index}")
+        if got is None:
+            return None
+        table, meta = got
+        batch = table.combine_chunks().to_batches()
+        from triage.workers.walk import WALK_SCHEMA
+
+        rb = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=WALK_SCHEMA)
+        return WalkResult(index, meta.get("filesystem"), meta.get("status", "ok"), rb)
+
+    def save_result(self, name: str, batch: pa.RecordBatch | pa.Table) -> None:
+        self._write_table(name, batch)
+
+    def load_result(self, name: str) -> pa.Table | None:
+        got = self._read_table(name)
+        return None if got is None else got[0]

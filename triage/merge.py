@@ -1,0 +1,88 @@
+"""Merging task results into the final tables, and counting them for the summary."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from triage.workers.schema import FILES_SCHEMA, VOLUMES_SCHEMA
+from triage.workers.volumes import Partition
+from triage.workers.walk import WalkResult
+
+CONTENT_COLUMNS = ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash")
+SORT_KEYS = [("partition", "ascending"), ("path", "ascending"), ("inode", "ascending"),
+             ("attr_type", "ascending"), ("attr_id", "ascending")]
+
+
+def merge_partition(walk: WalkResult, contents: list[pa.Table], task_errors: dict[int, str]) -> pa.Table:
+    """The walk's rows with the content columns filled in from the content tasks' rows."""
+    n = walk.table.num_rows
+    cols: dict[str, list] = {k: [None] * n for k in CONTENT_COLUMNS}
+    status = walk.table.column("status").to_pylist()
+    types = walk.table.column("type").to_pylist()
+    for i, t in enumerate(types):
+        if status[i] == "ok" and t.endswith("/-") and t[0] in "r-":
+            status[i] = "no content: deleted name with no metadata left"
+    for table in contents:
+        d = table.to_pydict()
+        for j, row in enumerate(d["row"]):
+            for k in cols:
+                cols[k][row] = d[k][j]
+            status[row] = d["status"][j] if status[row] == "ok" else f"{status[row]}; {d['status'][j]}"
+    for row, why in task_errors.items():
+        status[row] = f"unreadable: {why}"
+    arrays = []
+    for f in FILES_SCHEMA:
+        if f.name in cols:
+            arrays.append(pa.array(cols[f.name], type=f.type))
+        elif f.name == "status":
+            arrays.append(pa.array(status, type=f.type))
+        else:
+            arrays.append(walk.table.column(f.name))
+    return pa.Table.from_arrays(arrays, schema=FILES_SCHEMA)
+
+
+def files_table(parts: list[pa.Table]) -> pa.Table:
+    files = pa.concat_tables(parts) if parts else FILES_SCHEMA.empty_table()
+    return files.sort_by(SORT_KEYS).combine_chunks()
+
+
+def volumes_table(parts: list[Partition], walks: dict[int, WalkResult]) -> pa.Table:
+    rows = []
+    for p in parts:
+        w = walks.get(p.index)
+        if p.flags == "alloc":
+            status = w.status if w is not None else "not walked"
+        else:
+            status = "not walked (unallocated space)" if p.flags == "unalloc" else "not walked (volume system metadata)"
+        rows.append({
+            "index": p.index, "slot": p.slot, "start": p.start, "length": p.length, "flags": p.flags,
+            "description": p.description, "volume_system": p.volume_system,
+            "filesystem": w.filesystem if w is not None else None,
+            "files": w.table.num_rows if w is not None else 0, "status": status,
+        })
+    return pa.Table.from_pylist(rows, schema=VOLUMES_SCHEMA)
+
+
+def counts(table: pa.Table) -> dict[str, int]:
+    src = table.column("source").to_pylist()
+    status = table.column("status").to_pylist()
+    hashed = [h is not None for h in table.column("sha256").to_pylist()]
+    sizes = table.column("size").to_pylist()
+    return {
+        "entries": table.num_rows,
+        "allocated": src.count("allocated"),
+        "deleted": src.count("deleted"),
+        "orphan": src.count("orphan"),
+        "hashed": sum(hashed),
+        "hashed_bytes": sum(s for s, h in zip(sizes, hashed) if h),
+        "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),
+        "images_phashed": sum(1 for p in table.column("phash").to_pylist() if p),
+        "ext_mismatch": sum(1 for m in table.column("ext_mismatch").to_pylist() if m),
+    }
+
+
+def allocated_problems(table: pa.Table) -> list[dict]:
+    """Allocated files that could not be (fully) read: these make a run exit 4."""
+    alloc = table.filter(pc.equal(table.column("source"), "allocated")).select(["partition", "path", "status"])
+    return [r for r in alloc.to_pylist() if r["status"].startswith(("unreadable", "partial"))]
