@@ -77,7 +77,8 @@ class Checkpoints:
         return [Partition(**d) for d in json.loads(p.read_text())] if p.exists() else None
 
     def save_walk(self, w: WalkResult) -> None:
-        self._write_table(f"walk-{w.partition}", w.table, {"filesystem": w.filesystem, "status": w.status})
+        self._write_table(f"walk-{w.partition}", w.table,
+                          {"filesystem": w.filesystem, "status": w.status, "allocated": w.allocated})
 
     def load_walk(self, index: int) -> WalkResult | None:
         got = self._read_table(f"walk-{index}")
@@ -88,7 +89,8 @@ class Checkpoints:
         from triage.workers.walk import WALK_SCHEMA
 
         rb = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=WALK_SCHEMA)
-        return WalkResult(index, meta.get("filesystem"), meta.get("status", "ok"), rb)
+        allocated = tuple((int(a), int(b)) for a, b in meta.get("allocated", ()))
+        return WalkResult(index, meta.get("filesystem"), meta.get("status", "ok"), rb, allocated)
 
     def save_result(self, name: str, batch: pa.RecordBatch | pa.Table) -> None:
         self._write_table(name, batch)

@@ -37,6 +37,8 @@ def merge_partition(walk: WalkResult, contents: list[pa.Table], task_errors: dic
             arrays.append(pa.array(cols[f.name], type=f.type))
         elif f.name == "status":
             arrays.append(pa.array(status, type=f.type))
+        elif f.name not in walk.table.schema.names:
+            arrays.append(pa.nulls(n, type=f.type))
         else:
             arrays.append(walk.table.column(f.name))
     return pa.Table.from_arrays(arrays, schema=FILES_SCHEMA)

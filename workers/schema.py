@@ -30,6 +30,9 @@ FILES_SCHEMA = pa.schema(
         pa.field("ext_mismatch", pa.bool_()),                # the name's extension disagrees with the detected content type
         pa.field("phash", pa.string()),                      # 16 hex chars (64-bit pHash) for decodable images, else null
         pa.field("status", pa.string(), nullable=False),     # 'ok', or why content/metadata could not be (fully) read
+        pa.field("offset", pa.int64()),                      # image byte offset where the content starts (first data run;
+                                                             # a carved object's start); null when resident or no data
+        pa.field("length", pa.int64()),                      # a carved object's length in the image; null for files
     ]
 )
 

@@ -23,7 +23,7 @@ from triage.workers.volumes import fs_type_name, open_fs
 #: the columns the walk fills; content columns come from the content tasks
 WALK_SCHEMA = pa.schema([FILES_SCHEMA.field(n) for n in (
     "partition", "path", "name", "inode", "attr_type", "attr_id", "type", "size", "deleted", "source",
-    "mtime", "atime", "ctime", "crtime", "status")])
+    "mtime", "atime", "ctime", "crtime", "status", "offset")])
 
 # TSK's own letters (tsk_fs_name_type_str / tsk_fs_meta_type_str), indexed by enum value
 NAME_TYPE_STR = ["-", "p", "c", "d", "b", "r", "l", "s", "h", "w", "v", "V"]
@@ -41,6 +41,9 @@ class WalkResult:
     filesystem: str | None
     status: str
     table: pa.RecordBatch
+    #: sorted, merged (start, length) image byte ranges holding allocated entries' data:
+    #: the complement within the partition is what carving treats as unallocated
+    allocated: tuple[tuple[int, int], ...] = ()
 
 
 def _decode(raw: bytes | str | None) -> str:
@@ -67,9 +70,43 @@ class _Walker:
         self.vol = vol
         self.fs = fs
         self.ntfs = fs_type_name(fs) == "NTFS"
+        self.block = int(fs.info.block_size)
         self.cols: dict[str, list] = {f.name: [] for f in WALK_SCHEMA}
+        self.runs: list[tuple[int, int]] = []
 
-    def add(self, entry, path: str, name: str, deleted: bool, orphan: bool, attr, status: str) -> None:
+    def data_runs(self, entry, allocated: bool) -> dict[tuple[int, int], int]:
+        """First image byte offset of each non-resident attribute, keyed by (type, id).
+
+        For an allocated entry, every run of every attribute is also recorded as allocated space.
+        """
+        first: dict[tuple[int, int], int] = {}
+        try:
+            attrs = list(entry)
+        except OSError:
+            return first
+        for attr in attrs:
+            if not int(attr.info.flags) & pytsk3.TSK_FS_ATTR_NONRES:
+                continue
+            try:
+                runs = list(attr)
+            except OSError:
+                continue
+            for run in runs:
+                if int(run.flags) & (pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER | pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE):
+                    continue
+                start = self.vol.offset + int(run.addr) * self.block
+                key = (int(attr.info.type), int(attr.info.id))
+                if key not in first and int(run.offset) == 0:
+                    first[key] = start
+                if allocated and run.len:
+                    self.runs.append((start, int(run.len) * self.block))
+        return first
+
+    def allocated(self) -> tuple[tuple[int, int], ...]:
+        return merge_ranges(self.runs)
+
+    def add(self, entry, path: str, name: str, deleted: bool, orphan: bool, attr, status: str,
+            first: dict[tuple[int, int], int]) -> None:
         info = entry.info
         meta = info.meta
         ntype = NAME_TYPE_STR[int(info.name.type)] if int(info.name.type) < len(NAME_TYPE_STR) else "-"
@@ -99,9 +136,17 @@ class _Walker:
         for t in ("mtime", "atime", "ctime", "crtime"):
             c[t].append(_ts(getattr(meta, t), getattr(meta, t + "_nano", 0)) if meta is not None else None)
         c["status"].append(status)
+        if attr is not None:
+            c["offset"].append(first.get((int(attr.info.type), int(attr.info.id))))
+        else:
+            c["offset"].append(next(iter(first.values()), None) if meta is not None else None)
 
     def add_entry(self, entry, path: str, name: str, deleted: bool, orphan: bool, status: str) -> None:
         meta = entry.info.meta
+        first: dict[tuple[int, int], int] = {}
+        if meta is not None:
+            allocated = not deleted and not orphan and bool(int(meta.flags) & pytsk3.TSK_FS_META_FLAG_ALLOC)
+            first = self.data_runs(entry, allocated)
         if self.ntfs and meta is not None:
             printed = False
             try:
@@ -112,10 +157,10 @@ class _Walker:
                 atype = int(attr.info.type)
                 if atype in (ATTR_NTFS_DATA, ATTR_NTFS_IDXROOT):
                     printed = True
-                    self.add(entry, path, name, deleted, orphan, attr, status)
+                    self.add(entry, path, name, deleted, orphan, attr, status, first)
             if printed:
                 return
-        self.add(entry, path, name, deleted, orphan, None, status)
+        self.add(entry, path, name, deleted, orphan, None, status, first)
 
     def walk(self, directory, prefix: str, ancestors: tuple[int, ...], orphan: bool) -> None:
         try:
@@ -173,7 +218,20 @@ def walk_filesystem(vol: VolumeRef) -> WalkResult:
     walker = _Walker(vol, fs)
     try:
         root = fs.open_dir(inode=fs.info.root_inum)
+        walker.data_runs(fs.open_meta(inode=fs.info.root_inum), True)  # the root's own blocks are allocated
         walker.walk(root, "", (int(fs.info.root_inum),), False)
     except (OSError, FilesystemError) as exc:
-        return WalkResult(vol.index, fs_type_name(fs), f"root directory unreadable: {_oneline(exc)}", walker.table())
-    return WalkResult(vol.index, fs_type_name(fs), "ok", walker.table())
+        return WalkResult(vol.index, fs_type_name(fs), f"root directory unreadable: {_oneline(exc)}", walker.table(),
+                          walker.allocated())
+    return WalkResult(vol.index, fs_type_name(fs), "ok", walker.table(), walker.allocated())
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Sort (start, length) ranges and merge overlapping or touching ones."""
+    out: list[list[int]] = []
+    for start, length in sorted(ranges):
+        if out and start <= out[-1][0] + out[-1][1]:
+            out[-1][1] = max(out[-1][1], start + length - out[-1][0])
+        else:
+            out.append([start, length])
+    return tuple((s, n) for s, n in out)
