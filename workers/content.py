@@ -15,6 +15,8 @@ import struct
 import mimetypes
 import threading
 import warnings
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
@@ -102,39 +104,42 @@ def perceptual_hash(data: bytes, max_pixels: int) -> tuple[str | None, str | Non
         return None, f"image not hashed: cannot decode ({_oneline(exc)})"
 
 
-def _read_one(fs, item: ContentItem, opts: ContentOptions, out: dict[str, list]) -> None:
+def digest(read: Callable[[int, int], bytes], size: int, name: str, opts: ContentOptions,
+           sink: BinaryIO | None = None) -> dict[str, Any]:
+    """Stream ``size`` bytes through ``read(pos, n)`` once: hashes, type, pHash, status.
+
+    Used for files (reads through TSK) and carved objects (reads from the image) alike.
+    ``sink``, when given, receives the bytes too (extraction of carved objects).
+    """
     md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
     head = b""
-    keep_image = None
+    keep_image: list[bytes] | None = None
     status = "ok"
     pos = 0
     try:
-        f = fs.open_meta(inode=item.inode)
-        while pos < item.size:
-            n = min(opts.chunk_bytes, item.size - pos)
-            if item.attr_type is None:
-                data = f.read_random(pos, n)
-            else:
-                data = f.read_random(pos, n, item.attr_type, item.attr_id)
+        while pos < size:
+            data = read(pos, min(opts.chunk_bytes, size - pos))
             if not data:
                 # what `icat` outputs too: TSK returns no bytes past an attribute's initialised
                 # size (sparse NTFS $BadClus:$Bad, never-written tails); not a read error
-                status = f"short: TSK returns {pos} of {item.size} bytes (sparse or uninitialised)"
+                status = f"short: TSK returns {pos} of {size} bytes (sparse or uninitialised)"
                 break
             if pos == 0:
                 head = data[: opts.magic_bytes]
-                keep_image = [] if item.size <= opts.max_image_bytes else None
+                keep_image = [] if size <= opts.max_image_bytes else None
             md5.update(data)
             sha1.update(data)
             sha256.update(data)
             if keep_image is not None:
                 keep_image.append(data)
+            if sink is not None:
+                sink.write(data)
             pos += len(data)
     except OSError as exc:
         if pos == 0:
             status = f"unreadable: {_oneline(exc)}"
         else:
-            status = f"partial: read error at byte {pos} of {item.size}: {_oneline(exc)}"
+            status = f"partial: read error at byte {pos} of {size}: {_oneline(exc)}"
     mime_m, desc_m = _magic()
     mime = mime_m.from_buffer(head) if not status.startswith("unreadable") else None
     magic_desc = desc_m.from_buffer(head) if mime is not None else None
@@ -144,15 +149,36 @@ def _read_one(fs, item: ContentItem, opts: ContentOptions, out: dict[str, list])
         if why:
             status = why
     readable = not status.startswith("unreadable")
-    out["row"].append(item.row)
-    out["md5"].append(md5.hexdigest() if readable else None)
-    out["sha1"].append(sha1.hexdigest() if readable else None)
-    out["sha256"].append(sha256.hexdigest() if readable else None)
-    out["mime"].append(mime)
-    out["magic"].append(magic_desc)
-    out["ext_mismatch"].append(ext_mismatch(item.name, mime))
-    out["phash"].append(phash)
-    out["status"].append(status)
+    return {
+        "md5": md5.hexdigest() if readable else None,
+        "sha1": sha1.hexdigest() if readable else None,
+        "sha256": sha256.hexdigest() if readable else None,
+        "mime": mime,
+        "magic": magic_desc,
+        "ext_mismatch": ext_mismatch(name, mime),
+        "phash": phash,
+        "status": status,
+    }
+
+
+def _file_reader(fs, item: ContentItem) -> Callable[[int, int], bytes]:
+    f = fs.open_meta(inode=item.inode)
+    if item.attr_type is None:
+        return f.read_random
+    return lambda pos, n: f.read_random(pos, n, item.attr_type, item.attr_id)
+
+
+def _read_one(fs, item: ContentItem, opts: ContentOptions, out: dict[str, list]) -> None:
+    try:
+        read = _file_reader(fs, item)
+    except OSError as exc:
+        row = {k: None for k in CONTENT_SCHEMA.names}
+        row["status"] = f"unreadable: {_oneline(exc)}"
+    else:
+        row = digest(read, item.size, item.name, opts)
+    row["row"] = item.row
+    for k in CONTENT_SCHEMA.names:
+        out[k].append(row[k])
 
 
 def read_content(batch: ContentBatch) -> pa.RecordBatch:
