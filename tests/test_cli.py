@@ -52,6 +52,8 @@ def test_demo_builds_and_triages_the_sample(tmp_path):
     assert "no filesystem recognised" in [v for v in vols if v["flags"] == "alloc"][2]["status"]
     summary = json.loads((tmp_path / "d" / "results" / "summary.json").read_text())
     assert summary["files"]["deleted"] == 2
+    carved = sorted((r["partition"], r["offset"], r["mime"]) for r in rows if r["source"] == "carved")
+    assert carved == [(1, 512 * 1024, "image/jpeg"), (4, 37 * 2**20 + 64 * 1024, "image/png")]
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The sample device the project generates for itself: a small MBR disk with two
-ext filesystems (allocated and deleted files, images, a lying extension) and a
-partition holding no filesystem. Built with e2fsprogs (`mke2fs -d`, `debugfs`),
+ext filesystems (allocated and deleted files, images, a lying extension), a
+partition holding no filesystem, and two pictures only carving finds. Built with e2fsprogs (`mke2fs -d`, `debugfs`),
 no mounting, no root; the partition table is written here. Deterministic: the
 same versions produce the same bytes.
 """
@@ -94,6 +94,14 @@ def build_sample(dest: Path) -> Path:
         with disk.open("wb") as f:
             f.truncate(DISK_MIB * MiB)
             f.write(_mbr())
+        # deleted evidence that only carving finds: a picture in the gap before the first
+        # partition, and one inside the partition that holds no filesystem
+        planted = _images(random.Random(7), 2)
+        with disk.open("r+b") as f:
+            f.seek(512 * 1024)
+            f.write(planted[0][1])
+            f.seek(LAYOUT[2][0] * MiB + 64 * 1024)
+            f.write(planted[1][1])
         for which, (start, size, _, fs) in enumerate(LAYOUT):
             if fs is None:
                 continue

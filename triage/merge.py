@@ -44,6 +44,25 @@ def merge_partition(walk: WalkResult, contents: list[pa.Table], task_errors: dic
     return pa.Table.from_arrays(arrays, schema=FILES_SCHEMA)
 
 
+def dedupe_carved(carved: pa.Table, file_tables: list[pa.Table], owner) -> pa.Table:
+    """Carved rows with their partition set, each offset once, and none that merely repeats an
+    allocated file's content at the same place (possible when carving all of the image)."""
+    seen_files = set()
+    for t in file_tables:
+        alloc = t.filter(pc.equal(t.column("source"), "allocated")).select(["offset", "sha256"]).to_pylist()
+        seen_files.update((r["offset"], r["sha256"]) for r in alloc if r["offset"] is not None)
+    carved = carved.sort_by([("offset", "ascending"), ("length", "descending")])
+    keep, parts, last = [], [], None
+    for i, (off, sha) in enumerate(zip(carved.column("offset").to_pylist(), carved.column("sha256").to_pylist())):
+        if off == last or (off, sha) in seen_files:
+            continue
+        last = off
+        keep.append(i)
+        parts.append(owner(off))
+    carved = carved.take(pa.array(keep, type=pa.int64()))
+    return carved.set_column(0, FILES_SCHEMA.field("partition"), pa.array(parts, type=pa.int32()))
+
+
 def files_table(parts: list[pa.Table]) -> pa.Table:
     files = pa.concat_tables(parts) if parts else FILES_SCHEMA.empty_table()
     return files.sort_by(SORT_KEYS).combine_chunks()
@@ -76,6 +95,7 @@ def counts(table: pa.Table) -> dict[str, int]:
         "allocated": src.count("allocated"),
         "deleted": src.count("deleted"),
         "orphan": src.count("orphan"),
+        "carved": src.count("carved"),
         "hashed": sum(hashed),
         "hashed_bytes": sum(s for s, h in zip(sizes, hashed) if h),
         "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),

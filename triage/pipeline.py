@@ -27,10 +27,13 @@ from typing import Any
 import pyarrow as pa
 
 from triage import __version__, config
+from triage.carveplan import Owner, chunks, partition_extents
 from triage.checkpoint import Checkpoints
-from triage.merge import allocated_problems, counts, files_table, merge_partition, volumes_table
+from triage.merge import allocated_problems, counts, dedupe_carved, files_table, merge_partition, volumes_table
 from triage.plan import plan_batches
+from triage.rules.errors import InputError
 from triage.store import Staging, write_json, write_parquet
+from triage.workers.carving import carve_chunk
 from triage.workers.content import read_content
 from triage.workers.image import identify
 from triage.workers.media import MediaDigest, hash_media
@@ -41,7 +44,8 @@ from triage.workers.walk import WALK_SCHEMA, WalkResult, walk_filesystem
 log = logging.getLogger(__name__)
 
 # task priorities within a job; the job's own priority is added on top (x1000)
-PRIORITY_MEDIA, PRIORITY_VOLUMES, PRIORITY_WALK, PRIORITY_BIG, PRIORITY_CONTENT = 100, 90, 80, 10, 0
+PRIORITY_MEDIA, PRIORITY_VOLUMES, PRIORITY_WALK, PRIORITY_BIG, PRIORITY_CONTENT, PRIORITY_CARVE = 100, 90, 80, 10, 0, 0
+CARVE_MODES = ("none", "unalloc", "all")
 EXIT_OK, EXIT_PROBLEMS, EXIT_EWF_MISMATCH = 0, 4, 6
 
 
@@ -103,15 +107,25 @@ class ImageRun:
 
     def __init__(self, image: str | Path, out: str | Path, *, workdir: str | Path | None = None,
                  overwrite: bool = False, priority: int = 0, progress: bool = False,
+                 carve: str | None = None, extract_carved: bool = False,
                  notify: Callable[[str, dict], None] | None = None) -> None:
         self.started = dt.datetime.now(dt.timezone.utc)
         self.t0 = time.perf_counter()
         self.ref: ImageRef = identify(image)
         self.staging = Staging(Path(out), overwrite=overwrite, evidence=self.ref.segments)
         self.opts, self.batch_bytes, self.batch_files = content_options()
+        self.carve = carve or str(config.get("carve.mode"))
+        if self.carve not in CARVE_MODES:
+            raise InputError(f"carve mode {self.carve!r} unknown; choose one of {', '.join(CARVE_MODES)}")
+        self.carve_chunk = config.get_bytes("carve.chunk-bytes")
+        self.carve_overlap = config.get_bytes("carve.overlap")
         plan = {"tool": __version__, "image": self.ref.path, "size": self.ref.size, "batch_bytes": self.batch_bytes,
-                "batch_files": self.batch_files, "options": self.opts.__dict__}
+                "batch_files": self.batch_files, "options": self.opts.__dict__, "carve": self.carve,
+                "carve_chunk": self.carve_chunk, "carve_overlap": self.carve_overlap, "extract": extract_carved}
         self.ck = Checkpoints(Path(workdir) if workdir else self.staging.dir / ".work", plan)
+        self.extract_dir = str(self.ck.dir / "carved") if extract_carved else None
+        self.carved: list[pa.Table] = []
+        self.carve_errors: list[str] = []
         self.priority = priority
         self.notify = notify or (lambda event, data: None)
         self.bar = Progress(progress, Path(self.ref.path).name)
@@ -142,9 +156,28 @@ class ImageRun:
         else:
             self._got_partitions(parts)
 
+    def _plan_carving(self, tag: str, extents: list[tuple[int, int]]) -> None:
+        for i, chunk in enumerate(chunks(extents, self.ref, self.carve_chunk, self.carve_overlap, self.opts,
+                                         self.extract_dir)):
+            name = f"carve-{tag}-{i:05d}"
+            self.bytes_total += chunk.nbytes
+            done = self.ck.load_result(name)
+            if done is not None:
+                self.carved.append(done)
+                self.bytes_done += chunk.nbytes
+                continue
+            self.todo.append(_Task(name, "carve", carve_chunk, chunk, PRIORITY_CARVE, chunk.nbytes))
+            self.bar.grow(chunk.nbytes)
+
     def _got_partitions(self, parts: list[Partition]) -> None:
         self.parts = parts
         self.vols = {p.index: VolumeRef(self.ref, p.index, p.start, p.length) for p in parts if p.walkable}
+        if self.carve == "all":
+            self._plan_carving("all", [(0, self.ref.size)])
+        elif self.carve == "unalloc":
+            for p in parts:
+                if p.flags == "unalloc":
+                    self._plan_carving(str(p.index), partition_extents(p, None, self.ref.size))
         for idx, vol in self.vols.items():
             self.contents[idx], self.task_errors[idx] = [], {}
             walk = self.ck.load_walk(idx)
@@ -156,6 +189,9 @@ class ImageRun:
     def _got_walk(self, walk: WalkResult) -> None:
         idx = walk.partition
         self.walks[idx] = walk
+        if self.carve == "unalloc":
+            part = next(p for p in self.parts or [] if p.index == idx)
+            self._plan_carving(str(idx), partition_extents(part, walk, self.ref.size))
         batches = plan_batches(self.vols[idx], walk.table, self.batch_bytes, self.batch_files, self.opts)
         for i, batch in enumerate(batches):
             name = f"content-{idx}-{i:05d}"
@@ -217,6 +253,15 @@ class ImageRun:
                                     pa.RecordBatch.from_pylist([], schema=WALK_SCHEMA))
             self.ck.save_walk(result)
             self._got_walk(result)
+        elif task.kind == "carve":
+            if isinstance(result, Exception):
+                self.carve_errors.append(f"carving bytes {task.arg.start}-{task.arg.end} failed: {_describe(result)}")
+            else:
+                table = pa.Table.from_batches([result])
+                self.ck.save_result(task.name, table)
+                self.carved.append(table)
+            self.bytes_done += task.nbytes
+            self.bar.done(task.nbytes)
         else:
             batch = task.arg
             idx = batch.volume.index
@@ -254,7 +299,15 @@ class ImageRun:
         ref, media = self.ref, self.media
         assert self.parts is not None and media is not None
         tables = [merge_partition(self.walks[i], self.contents[i], self.task_errors[i]) for i in sorted(self.walks)]
+        if self.carved:
+            tables.append(dedupe_carved(pa.concat_tables(self.carved), tables, Owner(self.parts)))
         files = files_table(tables)
+        if self.extract_dir and Path(self.extract_dir).is_dir():
+            kept = {p.removeprefix("$Carved/") for p in files.column("path").to_pylist() if p.startswith("$Carved/")}
+            for extracted in Path(self.extract_dir).iterdir():
+                if extracted.name not in kept:  # merged away: a duplicate of an allocated file
+                    extracted.unlink()
+            Path(self.extract_dir).rename(self.staging.path("carved"))
         write_parquet(files, self.staging.path("files.parquet"))
         write_parquet(volumes_table(self.parts, self.walks), self.staging.path("volumes.parquet"))
         image_info = {
@@ -274,6 +327,7 @@ class ImageRun:
             problems.append(f"{ref.path}: ... and {len(bad) - 20} more allocated files not fully read")
         if media.error:
             problems.append(f"{ref.path}: {media.error}")
+        problems += [f"{ref.path}: {e}" for e in self.carve_errors]
         exit_code = EXIT_PROBLEMS if problems else EXIT_OK
         if media.ewf_verified is False:
             problems.insert(0, f"{ref.path}: E01 INTEGRITY FAILURE: stored MD5 {media.ewf_stored_md5} "
@@ -304,11 +358,13 @@ def _describe(exc: BaseException) -> str:
 
 
 def run_image(image: str | Path, out: str | Path, client: "distributed.Client",  # noqa: F821
-              overwrite: bool = False, progress: bool = False, workdir: str | Path | None = None) -> RunResult:
+              overwrite: bool = False, progress: bool = False, workdir: str | Path | None = None,
+              carve: str | None = None, extract_carved: bool = False) -> RunResult:
     """Triage one image into ``out``. Raises ImageError when the image cannot be used at all."""
     from distributed import as_completed
 
-    run = ImageRun(image, out, overwrite=overwrite, progress=progress, workdir=workdir)
+    run = ImageRun(image, out, overwrite=overwrite, progress=progress, workdir=workdir, carve=carve,
+                   extract_carved=extract_carved)
     try:
         pending = as_completed(run.fill(client))
         for fut in pending:

@@ -62,8 +62,11 @@ class Staging:
         if marker.exists():
             marker.unlink()  # results being replaced no longer look complete
         for name in sorted(os.listdir(self.dir)):
-            if (self.dir / name).is_file() and not name.startswith("."):
-                os.replace(self.dir / name, self.out / name)
+            if name.startswith("."):
+                continue  # the work directory of checkpoints stays behind and is removed below
+            if (self.dir / name).is_dir() and (self.out / name).is_dir():
+                shutil.rmtree(self.out / name)
+            os.replace(self.dir / name, self.out / name)
         write_json(summary, self.dir / MARKER)
         os.replace(self.dir / MARKER, marker)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image file (for split raw or E01: the first segment)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output directory")
     add_cluster_options(p)
+    add_carve_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -43,6 +44,17 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
                    help="address of a running `dask scheduler` (default: start a local cluster)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes of the local cluster (default: one per core)")
+
+
+def add_carve_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--no-carve", dest="carve", action="store_const", const="none",
+                   help="do not carve (default: carve unallocated space, space outside partitions, "
+                   "and partitions with no recognised filesystem)")
+    g.add_argument("--carve-all", dest="carve", action="store_const", const="all",
+                   help="carve the whole image, allocated space included")
+    p.add_argument("--extract-carved", action="store_true",
+                   help="write carved objects to OUT/carved/<offset>.<type>")
 
 
 def cluster_settings(args: argparse.Namespace) -> dict:
@@ -83,7 +95,8 @@ def format_summary(res: RunResult) -> str:
     fss = ", ".join(f"{k}: {v or 'no filesystem'}" for k, v in s["filesystems"].items()) or "none"
     lines += [
         f"  partitions {s['partitions']}  walked: {fss}",
-        f"  entries {f['entries']:,} (allocated {f['allocated']:,}, deleted {f['deleted']:,}, orphan {f['orphan']:,})",
+        f"  entries {f['entries']:,} (allocated {f['allocated']:,}, deleted {f['deleted']:,}, orphan {f['orphan']:,}, "
+        f"carved {f['carved']:,})",
         f"  hashed {f['hashed']:,} files, {f['hashed_bytes']:,} bytes; images phashed {f['images_phashed']:,}; "
         f"extension mismatches {f['ext_mismatch']:,}; not fully read {f['unreadable']:,}",
         f"  results in {res.out}/ (files.parquet, volumes.parquet, image.json, summary.json)  [{s['seconds']} s]",
@@ -101,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     with connect(**cluster_settings(args)) as client:
         for image, out in zip(args.images, dirs):
             try:
-                res = run_image(image, out, client, overwrite=args.overwrite, progress=not args.no_progress)
+                res = run_image(image, out, client, overwrite=args.overwrite, progress=not args.no_progress,
+                                carve=args.carve, extract_carved=args.extract_carved)
             except InputError as exc:
                 if len(args.images) == 1:
                     raise
