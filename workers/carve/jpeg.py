@@ -55,7 +55,7 @@ class JpegCarver(Carver):
             length = int.from_bytes(raw, "big")
             if length < 2:
                 return None
-            if marker in SOF or marker == SOS or marker == DRI:
+            if marker in SOF or marker in (SOS, DRI):
                 body = cur.take(length - 2)
                 if body is None or not _segment_ok(marker, body, frame):
                     return None

@@ -84,7 +84,9 @@ def scan(
     """Carve the objects that start in ``[start, end)`` of ``reader``, sorted by offset.
 
     ``carvers`` selects carver names (all registered when None); an unknown name
-    raises :class:`~triage.workers.carve.registry.UnknownCarverError`. Memory is
+    raises :class:`~triage.workers.carve.registry.UnknownCarverError`. Where
+    several carvers' headers match at one offset they are tried in name order
+    and the first that validates wins, so the output is deterministic. Memory is
     about ``window`` plus one carver's bounded buffers, whatever the extent size.
     """
     end = reader.size if end is None else min(end, reader.size)

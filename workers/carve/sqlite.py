@@ -175,7 +175,8 @@ def _schema_root(page: bytes, cell: int, usable: int) -> int | None:
     hdr = _varint(record, 0)
     if hdr is None:
         return None
-    types, j = [], hdr[1]
+    types: list[int] = []
+    j = hdr[1]
     while j < min(hdr[0], len(record)) and len(types) < 4:
         t = _varint(record, j)
         if t is None:

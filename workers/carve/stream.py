@@ -79,15 +79,18 @@ class Cursor:
         """Matches at or after the cursor ending before ``limit`` (default ``end``), in order.
 
         Yields each match's absolute offset and the match (groups stay usable).
-        Streams windows of :data:`WINDOW` bytes overlapping by ``longest - 1`` so
-        a match of up to ``longest`` bytes across a window edge is still found,
-        once; memory stays one window whatever the object size. Moving the
-        cursor while iterating does not affect the iteration.
+        Windows grow from :data:`BLOCK` to :data:`WINDOW` bytes (most searches end
+        close by) and overlap by ``longest - 1``, so a match of up to ``longest``
+        bytes across a window edge is found, once; memory stays one window
+        whatever the object size. Moving the cursor while iterating does not
+        affect the iteration.
         """
         stop = self.end if limit is None else min(limit, self.end)
         w = nxt = self.pos
+        size = BLOCK
         while w < stop:
-            buf = self.reader.read(w, min(WINDOW, stop - w))
+            buf = self.reader.read(w, min(size, stop - w))
+            size = min(WINDOW, size * 2)
             if not buf:
                 return
             for m in pattern.finditer(buf):

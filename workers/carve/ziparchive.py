@@ -27,6 +27,8 @@ LOCAL, CENTRAL, END = b"PK\x03\x04", b"PK\x01\x02", b"PK\x05\x06"
 END64, LOCATOR64, DESCRIPTOR, SIGNATURE = b"PK\x06\x06", b"PK\x06\x07", b"PK\x07\x08", b"PK\x05\x05"
 #: cap on entries, so a directory of millions of tiny headers costs bounded time
 MAX_ENTRIES = 1 << 20
+#: signatures looked at while searching for a streamed entry's end, before giving up
+MAX_FALSE_SIGNATURES = 8
 _STREAM_END = re.compile(rb"PK\x07\x08|PK\x03\x04|PK\x01\x02")
 _OOXML = {b"word/": "docx", b"xl/": "xlsx", b"ppt/": "pptx"}
 _MIMETYPES = {
@@ -132,11 +134,17 @@ def _skip_descriptor(cur: Cursor, csize: int, zip64: bool) -> bool:
 def _skip_streamed(cur: Cursor) -> bool:
     """Find the end of a streamed entry: a descriptor whose size field matches the distance.
 
+    Gives up after :data:`MAX_FALSE_SIGNATURES` signatures that do not close the
+    entry: otherwise a run of streamed headers without descriptors would make
+    every candidate search to the end (quadratic), and real compressed data
+    contains a stray ``PK`` signature about once per 4 GiB per signature.
     The descriptor is either signed (``PK 07 08``, then crc, sizes) or unsigned
     (crc, sizes) just before the next header; sizes are 4 bytes, or 8 in ZIP64.
     """
     data_start = cur.pos
-    for offset, m in cur.finditer(_STREAM_END, 4):
+    for tries, (offset, m) in enumerate(cur.finditer(_STREAM_END, 4)):
+        if tries >= MAX_FALSE_SIGNATURES:
+            return False
         signed = m.group() == DESCRIPTOR
         for width in (4, 8):
             data_end = offset if signed else offset - 4 - 2 * width
@@ -193,7 +201,12 @@ def _end_records(cur: Cursor, start: int, cd_start: int, count: int) -> bool:
         rec = cur.take(56)
         if rec is None or _u(rec, 4, 8) < 44 or not cur.skip(_u(rec, 4, 8) - 44):
             return False
-        z64 = {"entries": _u(rec, 32, 8), "disk_entries": _u(rec, 24, 8), "size": _u(rec, 40, 8), "offset": _u(rec, 48, 8)}
+        z64 = {
+            "entries": _u(rec, 32, 8),
+            "disk_entries": _u(rec, 24, 8),
+            "size": _u(rec, 40, 8),
+            "offset": _u(rec, 48, 8),
+        }
         loc = cur.take(20)
         if loc is None or loc[:4] != LOCATOR64 or _u(loc, 8, 8) != at:
             return False
