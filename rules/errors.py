@@ -46,6 +46,10 @@ class HashSetFormatError(InputError):
     """A known-item hash set file is malformed or of an unknown format."""
 
 
+class ImageHashError(TriageError):
+    """One picture could not be perceptually hashed (not an image, corrupt, too many pixels)."""
+
+
 class ClusterError(TriageError):
     """No Dask cluster could be started or reached."""
 

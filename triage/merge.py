@@ -68,7 +68,10 @@ def files_table(parts: list[pa.Table]) -> pa.Table:
     return files.sort_by(SORT_KEYS).combine_chunks()
 
 
-def volumes_table(parts: list[Partition], walks: dict[int, WalkResult]) -> pa.Table:
+def volumes_table(parts: list[Partition], walks: dict[int, WalkResult], files: pa.Table) -> pa.Table:
+    per_partition: dict[int, int] = {}
+    for p in files.column("partition").to_pylist():
+        per_partition[p] = per_partition.get(p, 0) + 1
     rows = []
     for p in parts:
         w = walks.get(p.index)
@@ -80,7 +83,7 @@ def volumes_table(parts: list[Partition], walks: dict[int, WalkResult]) -> pa.Ta
             "index": p.index, "slot": p.slot, "start": p.start, "length": p.length, "flags": p.flags,
             "description": p.description, "volume_system": p.volume_system,
             "filesystem": w.filesystem if w is not None else None,
-            "files": w.table.num_rows if w is not None else 0, "status": status,
+            "files": per_partition.get(p.index, 0), "status": status,
         })
     return pa.Table.from_pylist(rows, schema=VOLUMES_SCHEMA)
 

@@ -309,7 +309,7 @@ class ImageRun:
                     extracted.unlink()
             Path(self.extract_dir).rename(self.staging.path("carved"))
         write_parquet(files, self.staging.path("files.parquet"))
-        write_parquet(volumes_table(self.parts, self.walks), self.staging.path("volumes.parquet"))
+        write_parquet(volumes_table(self.parts, self.walks, files), self.staging.path("volumes.parquet"))
         image_info = {
             "path": ref.path, "format": ref.format, "segments": list(ref.segments), "size": ref.size,
             "md5": media.md5, "sha256": media.sha256,

@@ -18,12 +18,12 @@ from triage.workers.walk import hashable
 def plan_batches(
     vol: VolumeRef, table: pa.RecordBatch, batch_bytes: int, batch_files: int, options: ContentOptions
 ) -> list[ContentBatch]:
-    cols = table.select(["inode", "attr_type", "attr_id", "size", "name", "type"]).to_pydict()
+    cols = table.select(["inode", "attr_type", "attr_id", "size", "name", "type", "status"]).to_pydict()
     items = [
         ContentItem(row=i, inode=cols["inode"][i], attr_type=cols["attr_type"][i], attr_id=cols["attr_id"][i],
                     size=cols["size"][i], name=cols["name"][i])
         for i in range(table.num_rows)
-        if hashable(cols["type"][i])
+        if hashable(cols["type"][i], cols["status"][i])
     ]
     items.sort(key=lambda it: (it.inode, it.attr_type or 0, it.attr_id or 0, it.row))
     batches: list[ContentBatch] = []

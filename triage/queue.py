@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from triage.rules.errors import InputError
+from triage.rules.errors import InputError, TriageError
 from triage.rules.home import state_dir
 from triage.workers.image import identify
 
@@ -99,6 +99,10 @@ _EFFECTIVE = ("CASE WHEN state != 'queued' OR prio >= :cap THEN prio "
               "ELSE MIN(:cap, prio + MAX(0, CAST((:now - age_from) / :step AS INTEGER))) END")
 _SELECT = f"SELECT *, {_EFFECTIVE} AS eff FROM jobs"
 _ORDER = "ORDER BY eff DESC, ready_at, seq"
+
+
+class QueueError(TriageError):
+    """The queue file cannot be used (locked too long, disk full, read-only); exit code 1."""
 
 
 class JobNotFoundError(InputError):
@@ -261,14 +265,20 @@ class Queue:
     @contextmanager
     def _tx(self, write: bool) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            conn = self._connect()
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            except sqlite3.Error as exc:
+                raise QueueError(f"{self.path}: job queue unavailable: {exc}") from exc
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise QueueError(f"{self.path}: job queue: {exc}") from exc
                 raise
-            conn.execute("COMMIT")
 
     def _params(self, now: float, **extra: Any) -> dict[str, Any]:
         step = self.age_every if self.age_every > 0 else 1e300
@@ -515,9 +525,9 @@ class Queue:
             rows = self._target(conn, now, target)
             active = [r for r in rows if r["state"] in ACTIVE_STATES]
             if not active:
-                what = job_id(rows[0]["seq"]) + f" is {rows[0]['state']}" if len(rows) == 1 else \
-                    f"case {rows[0]['case_ref']!r} has no queued or running jobs"
-                raise JobStateError(f"{what}; nothing to cancel")
+                if len(rows) == 1:
+                    raise JobStateError(f"{job_id(rows[0]['seq'])}: is {rows[0]['state']}; nothing to cancel")
+                raise JobStateError(f"case {rows[0]['case_ref']!r}: no queued or running jobs; nothing to cancel")
             for r in active:
                 if r["state"] == "queued":
                     conn.execute("UPDATE jobs SET state = 'cancelled', finished = ? WHERE seq = ?", (now, r["seq"]))
@@ -542,7 +552,7 @@ class Queue:
             conn.execute("UPDATE jobs SET state = 'queued', attempts = attempts + 1, failure = NULL, "
                          "cancel_requested = 0, started = NULL, finished = NULL, ready_at = ?, age_from = ? "
                          "WHERE seq = ?", (now, now, row["seq"]))
-            return self._job(self._row(conn, now, row["seq"]))
+            return self._annotated(conn, now, [self._row(conn, now, row["seq"])])[0]
 
     def prioritize(self, target: Job | str, priority: str) -> list[Job]:
         """Set the priority of a job or of a case's queued and running jobs."""
@@ -558,4 +568,4 @@ class Queue:
                              " WHERE seq = ?", (prio, now, r["seq"]))
             conn.execute("INSERT INTO meta (key, value) VALUES ('priority_generation', 1) "
                          "ON CONFLICT(key) DO UPDATE SET value = value + 1")
-            return [self._job(self._row(conn, now, r["seq"])) for r in rows]
+            return self._annotated(conn, now, [self._row(conn, now, r["seq"]) for r in rows])

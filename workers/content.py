@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from triage.rules.errors import FilesystemError
-from triage.workers.image import _oneline
+from triage.workers.image import TSK_ERRORS, _oneline
 from triage.workers.refs import ContentBatch, ContentItem, ContentOptions
 from triage.workers.schema import FILES_SCHEMA
 from triage.workers.volumes import open_fs
@@ -135,7 +135,7 @@ def digest(read: Callable[[int, int], bytes], size: int, name: str, opts: Conten
             if sink is not None:
                 sink.write(data)
             pos += len(data)
-    except OSError as exc:
+    except TSK_ERRORS as exc:
         if pos == 0:
             status = f"unreadable: {_oneline(exc)}"
         else:
@@ -146,8 +146,9 @@ def digest(read: Callable[[int, int], bytes], size: int, name: str, opts: Conten
     phash = None
     if mime is not None and mime.startswith("image/") and keep_image is not None and status == "ok":
         phash, why = perceptual_hash(b"".join(keep_image), opts.max_image_pixels)
-        if why:
-            status = why
+        if why and "decompression bomb" in why:
+            status = why  # content was read; an image that does not decode just has no pHash
+
     readable = not status.startswith("unreadable")
     return {
         "md5": md5.hexdigest() if readable else None,
@@ -171,7 +172,7 @@ def _file_reader(fs, item: ContentItem) -> Callable[[int, int], bytes]:
 def _read_one(fs, item: ContentItem, opts: ContentOptions, out: dict[str, list]) -> None:
     try:
         read = _file_reader(fs, item)
-    except OSError as exc:
+    except TSK_ERRORS as exc:
         row = {k: None for k in CONTENT_SCHEMA.names}
         row["status"] = f"unreadable: {_oneline(exc)}"
     else:

@@ -22,6 +22,10 @@ import pytsk3
 from triage.rules.errors import ImageError, UnsupportedFormatError
 from triage.workers.refs import ImageRef
 
+#: what pytsk3 raises: its own errors as OSError, and an exception from a Python-backed
+#: image's read (pyewf, split raw) wrapped as RuntimeError
+TSK_ERRORS = (OSError, RuntimeError)
+
 EWF_SIGNATURES = (b"EVF\x09\x0d\x0a\xff\x00", b"EVF2\x0d\x0a\x81\x00")
 
 #: signatures of containers recognised but not read yet: (where, offset, magic, name)
@@ -219,7 +223,18 @@ def identify(path: str | os.PathLike[str]) -> ImageRef:
             continue
         ref = ImageRef(path=str(p), format=fmt.NAME, segments=tuple(segs), size=0)
         if fmt.NAME == "ewf":
-            media = open_ewf(ref).get_media_size()
+            handle = open_ewf(ref)
+            media = handle.get_media_size()
+            try:  # libewf opens a cut or incomplete set happily; reading its ends tells
+                handle.seek(0)
+                handle.read(min(media, 65536))
+                handle.seek(max(0, media - 512))
+                handle.read(512)
+            except TSK_ERRORS as exc:
+                raise ImageError(f"{p}: EWF image unreadable (truncated, or a segment missing?): "
+                                 f"{_oneline(exc)}") from exc
+            finally:
+                handle.close()
         elif fmt.NAME == "splitraw":
             media = sum(Path(s).stat().st_size for s in segs)
         else:

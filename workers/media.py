@@ -34,7 +34,7 @@ def hash_media(ref: ImageRef) -> MediaDigest:
             md5.update(data)
             sha256.update(data)
             size += len(data)
-    except (OSError, ImageError) as exc:
+    except (OSError, RuntimeError, ImageError) as exc:
         error = f"media stream unreadable at byte {size}: {_oneline(exc)}"
     if size != ref.size and error is None:
         error = f"media stream is {size} bytes, expected {ref.size}"

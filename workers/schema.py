@@ -46,7 +46,7 @@ VOLUMES_SCHEMA = pa.schema(
         pa.field("description", pa.string(), nullable=False),  # e.g. 'NTFS / exFAT (0x07)', 'Linux filesystem'
         pa.field("volume_system", pa.string(), nullable=False),  # 'dos', 'gpt', ..., or 'none' for a bare filesystem
         pa.field("filesystem", pa.string()),                 # TSK filesystem type found ('NTFS', 'FAT32', 'Ext4' ...) or null
-        pa.field("files", pa.int64(), nullable=False),       # rows this partition contributed to files.parquet
+        pa.field("files", pa.int64(), nullable=False),       # rows this entry contributed to files.parquet (walked + carved)
         pa.field("status", pa.string(), nullable=False),     # 'ok', 'not walked (unallocated)', or why no filesystem was read
     ]
 )

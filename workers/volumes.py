@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytsk3
 
 from triage.rules.errors import FilesystemError, ImageError
-from triage.workers.image import _oneline, open_image
+from triage.workers.image import TSK_ERRORS, _oneline, open_image
 from triage.workers.refs import ImageRef, VolumeRef
 
 FS_TYPE_NAMES = {
@@ -65,7 +65,7 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
     img = open_image(ref)
     try:
         vs = pytsk3.Volume_Info(img)
-    except OSError:
+    except TSK_ERRORS:
         vs = None
     if vs is not None:
         block = vs.info.block_size
@@ -82,7 +82,7 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
         return parts
     try:
         fs = pytsk3.FS_Info(img, offset=0)
-    except OSError as exc:
+    except TSK_ERRORS as exc:
         raise ImageError(
             f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device image, "
             "or encrypted/wiped"
@@ -105,7 +105,7 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
                                   f"({vol.image.size} bytes): truncated image?")
         try:
             fs = pytsk3.FS_Info(img, offset=vol.offset)
-        except OSError as exc:
+        except TSK_ERRORS as exc:
             raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
         cache[vol] = fs
     return fs

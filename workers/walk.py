@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytsk3
 
 from triage.rules.errors import FilesystemError
-from triage.workers.image import _oneline
+from triage.workers.image import TSK_ERRORS, _oneline
 from triage.workers.refs import VolumeRef
 from triage.workers.schema import FILES_SCHEMA
 from triage.workers.volumes import fs_type_name, open_fs
@@ -60,9 +60,9 @@ def _ts(seconds: int, nano: int) -> int | None:
     return int(seconds) * 1_000_000_000 + int(nano or 0)
 
 
-def hashable(type_pair: str) -> bool:
+def hashable(type_pair: str, status: str = "ok") -> bool:
     """Whether a row's content is read and hashed: regular and virtual files (`icat` output)."""
-    return type_pair[-1] in ("r", "v")
+    return type_pair[-1] in ("r", "v") and not status.startswith("no content")
 
 
 class _Walker:
@@ -82,14 +82,14 @@ class _Walker:
         first: dict[tuple[int, int], int] = {}
         try:
             attrs = list(entry)
-        except OSError:
+        except TSK_ERRORS:
             return first
         for attr in attrs:
             if not int(attr.info.flags) & pytsk3.TSK_FS_ATTR_NONRES:
                 continue
             try:
                 runs = list(attr)
-            except OSError:
+            except TSK_ERRORS:
                 continue
             for run in runs:
                 if int(run.flags) & (pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER | pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE):
@@ -105,10 +105,10 @@ class _Walker:
     def allocated(self) -> tuple[tuple[int, int], ...]:
         return merge_ranges(self.runs)
 
-    def add(self, entry, path: str, name: str, deleted: bool, orphan: bool, attr, status: str,
+    def add(self, entry, mobj, path: str, name: str, deleted: bool, orphan: bool, attr, status: str,
             first: dict[tuple[int, int], int]) -> None:
         info = entry.info
-        meta = info.meta
+        meta = mobj.info.meta
         ntype = NAME_TYPE_STR[int(info.name.type)] if int(info.name.type) < len(NAME_TYPE_STR) else "-"
         if meta is None:
             mtype = "-"
@@ -141,31 +141,34 @@ class _Walker:
         else:
             c["offset"].append(next(iter(first.values()), None) if meta is not None else None)
 
-    def add_entry(self, entry, path: str, name: str, deleted: bool, orphan: bool, status: str) -> None:
-        meta = entry.info.meta
+    def add_entry(self, entry, mobj, path: str, name: str, deleted: bool, orphan: bool, status: str) -> None:
+        """One row per `fls` line for this name; ``mobj`` is the file object carrying its metadata."""
+        meta = mobj.info.meta
         first: dict[tuple[int, int], int] = {}
         if meta is not None:
             allocated = not deleted and not orphan and bool(int(meta.flags) & pytsk3.TSK_FS_META_FLAG_ALLOC)
-            first = self.data_runs(entry, allocated)
+            first = self.data_runs(mobj, allocated)
         if self.ntfs and meta is not None:
             printed = False
             try:
-                attrs = list(entry)
-            except OSError:
+                attrs = list(mobj)
+            except TSK_ERRORS:
                 attrs = []
             for attr in attrs:
                 atype = int(attr.info.type)
                 if atype in (ATTR_NTFS_DATA, ATTR_NTFS_IDXROOT):
                     printed = True
-                    self.add(entry, path, name, deleted, orphan, attr, status, first)
+                    self.add(entry, mobj, path, name, deleted, orphan, attr, status, first)
             if printed:
                 return
-        self.add(entry, path, name, deleted, orphan, None, status, first)
+            if status == "ok" and int(meta.type) == pytsk3.TSK_FS_META_TYPE_REG:
+                status = "no content: no $DATA attribute"  # `icat` finds nothing to read either
+        self.add(entry, mobj, path, name, deleted, orphan, None, status, first)
 
     def walk(self, directory, prefix: str, ancestors: tuple[int, ...], orphan: bool) -> None:
         try:
             entries = list(directory)
-        except OSError as exc:
+        except TSK_ERRORS as exc:
             raise FilesystemError(f"directory {prefix or '/'} unreadable: {_oneline(exc)}") from exc
         for entry in entries:
             info = entry.info
@@ -175,7 +178,15 @@ class _Walker:
             name = _decode(raw)
             path = f"{prefix}{name}"
             deleted = bool(int(info.name.flags) & pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
-            meta = info.meta
+            meta, mobj = info.meta, entry
+            if meta is None and int(info.name.meta_addr) != 0:
+                # pytsk3 leaves some deleted and orphan names without metadata that `fls` and
+                # `icat` still read by address (NTFS sequence mismatch, FAT orphans)
+                try:
+                    mobj = self.fs.open_meta(inode=int(info.name.meta_addr))
+                    meta = mobj.info.meta
+                except TSK_ERRORS:
+                    meta, mobj = None, entry
             is_dir = meta is not None and int(meta.type) in (pytsk3.TSK_FS_META_TYPE_DIR, pytsk3.TSK_FS_META_TYPE_VIRT_DIR)
             status = "ok"
             descend = False
@@ -192,11 +203,11 @@ class _Walker:
             sub = None
             if descend:
                 try:
-                    sub = entry.as_directory()
-                except OSError as exc:
+                    sub = mobj.as_directory()
+                except TSK_ERRORS as exc:
                     if not deleted:
                         status = f"directory unreadable: {_oneline(exc)}"
-            self.add_entry(entry, path, name, deleted, orphan, status)
+            self.add_entry(entry, mobj, path, name, deleted, orphan, status)
             if sub is not None:
                 try:
                     self.walk(sub, path + "/", ancestors + (int(meta.addr),), child_orphan)
@@ -220,10 +231,14 @@ def walk_filesystem(vol: VolumeRef) -> WalkResult:
         root = fs.open_dir(inode=fs.info.root_inum)
         walker.data_runs(fs.open_meta(inode=fs.info.root_inum), True)  # the root's own blocks are allocated
         walker.walk(root, "", (int(fs.info.root_inum),), False)
-    except (OSError, FilesystemError) as exc:
+    except (OSError, RuntimeError, FilesystemError) as exc:
         return WalkResult(vol.index, fs_type_name(fs), f"root directory unreadable: {_oneline(exc)}", walker.table(),
                           walker.allocated())
-    return WalkResult(vol.index, fs_type_name(fs), "ok", walker.table(), walker.allocated())
+    status = "ok"
+    if vol.offset + vol.length > vol.image.size:
+        status = (f"truncated: the partition runs {vol.offset + vol.length - vol.image.size} bytes past the end of "
+                  f"the image ({vol.image.size} bytes); files there are missing or partial")
+    return WalkResult(vol.index, fs_type_name(fs), status, walker.table(), walker.allocated())
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

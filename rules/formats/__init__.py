@@ -17,9 +17,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Protocol, TypeVar
+from typing import BinaryIO, ClassVar, NamedTuple, Protocol, TypeVar
 
 from triage.rules.errors import HashSetFormatError, TriageError
 
@@ -27,9 +26,11 @@ from triage.rules.errors import HashSetFormatError, TriageError
 HEAD_SIZE = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One record of a hash-set file: hex digests as found, plus what the format knows.
+
+    A NamedTuple rather than a frozen dataclass: immutable all the same, and about
+    three times cheaper to build, which counts at tens of millions of lines.
 
     ``line`` is the 1-based line (or record) number used in error reports.
     ``category`` is a per-entry category when the format has one (Project VIC's

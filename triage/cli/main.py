@@ -22,7 +22,7 @@ from triage import __version__
 from triage.rules.errors import TriageError
 
 #: verb modules under triage.cli, in the order `triage --help` lists them
-VERBS = ["run", "demo", "hashsets"]
+VERBS = ["run", "demo", "hashsets", "submit", "status", "cancel", "retry", "prioritize", "results", "audit"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the verb
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -66,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("triage: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `triage status --json | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,107 @@
+"""NSRL RDSv3 SQLite releases, minimal (FILE table) and full (FILE view over METADATA) editions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from triage.rules.errors import HashSetFormatError
+from triage.rules.formats import detect_format, read_head
+
+# The minimal edition's tables, as published in the release's schema.sql.
+MINIMAL = """
+CREATE TABLE FILE (
+ sha256     VARCHAR NOT NULL,
+ sha1       VARCHAR NOT NULL,
+ md5        VARCHAR NOT NULL,
+ crc32      VARCHAR NOT NULL,
+ file_name  VARCHAR NOT NULL,
+ file_size  INTEGER NOT NULL,
+ package_id INTEGER NOT NULL,
+ CONSTRAINT PK_FILE__FILE PRIMARY KEY (sha256, sha1, md5, crc32, file_name, file_size, package_id)
+);
+CREATE TABLE PKG (
+ package_id INTEGER NOT NULL, name VARCHAR NOT NULL, version VARCHAR NOT NULL,
+ operating_system_id INTEGER NOT NULL, manufacturer_id INTEGER NOT NULL,
+ language VARCHAR NOT NULL, application_type VARCHAR NOT NULL
+);
+CREATE TABLE VERSION (version VARCHAR UNIQUE NOT NULL, build_set VARCHAR NOT NULL, build_date TIMESTAMP NOT NULL,
+ release_date TIMESTAMP NOT NULL, description VARCHAR NOT NULL);
+CREATE VIEW DISTINCT_HASH AS SELECT DISTINCT sha256, sha1, md5, crc32 FROM FILE;
+"""
+# The full edition keeps per-file metadata in METADATA and exposes FILE as a view.
+FULL = """
+CREATE TABLE METADATA (
+ package_id INTEGER NOT NULL, sha256 VARCHAR NOT NULL, sha1 VARCHAR NOT NULL, md5 VARCHAR NOT NULL,
+ crc32 VARCHAR NOT NULL, file_name VARCHAR NOT NULL, file_size INTEGER NOT NULL, extension VARCHAR
+);
+CREATE VIEW FILE AS SELECT sha256, sha1, md5, crc32, file_name, file_size, package_id FROM METADATA;
+"""
+
+
+def make_rds(path: Path, rows: list[tuple[str, str, str]], full: bool = False) -> None:
+    con = sqlite3.connect(path)
+    con.executescript(FULL if full else MINIMAL)
+    table = "METADATA" if full else "FILE"
+    for i, (s256, s1, m5) in enumerate(rows):
+        for package in range(1 + i % 3):  # NSRL lists a file once per package that ships it
+            con.execute(
+                f"INSERT INTO {table} (sha256, sha1, md5, crc32, file_name, file_size, package_id) VALUES (?,?,?,?,?,?,?)",
+                (s256.upper(), s1.upper(), m5.upper(), "0BADF00D", f"f{i}.dll", i, package),
+            )
+    con.commit()
+    con.close()
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["minimal", "full"])
+def test_rdsv3_hits_exactly(tmp_path: Path, samples, imported, full: bool) -> None:
+    s256, s1, m5 = samples.hashes("sha256", 80), samples.hashes("sha1", 80), samples.hashes("md5", 80)
+    path = tmp_path / "RDS_2024.03.1_modern_minimal.db"
+    make_rds(path, list(zip(s256[:60], s1[:60], m5[:60])), full=full)
+    assert detect_format(path, read_head(path)).NAME == "nsrl-rdsv3"
+    report, known = imported(path, "nsrl", "known-good")
+    assert report.format == "nsrl-rdsv3" and report.malformed == 0
+    assert report.counts == {"md5": 60, "sha1": 60, "sha256": 60}
+    for algorithm, values in (("sha256", s256), ("sha1", s1), ("md5", m5)):
+        got = known.lookup(**{algorithm: values})
+        assert [g[0] for g in got] == ["known-good"] * 60 + [None] * 20
+
+
+def test_truncated_rds_is_one_line_and_changes_nothing(tmp_path: Path, samples, imported, home: Path) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("\n".join(samples.hashes("sha1", 10)) + "\n")
+    imported(good, "nsrl", "known-good")
+    path = tmp_path / "rds.db"
+    make_rds(path, list(zip(samples.hashes("sha256", 3000), samples.hashes("sha1", 3000), samples.hashes("md5", 3000))))
+    data = path.read_bytes()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(HashSetFormatError, match=r"cut.db: truncated SQLite database") as info:
+        imported(cut, "nsrl", "known-good")
+    assert "\n" not in str(info.value)
+    odd = tmp_path / "odd.db"
+    odd.write_bytes(data[: len(data) // 2 + 100])
+    with pytest.raises(HashSetFormatError, match="odd.db: truncated"):
+        imported(odd, "nsrl", "known-good")
+    _, known = imported(good, "nsrl", "known-good")  # a no-op: still the first import only
+    assert known.lookup(sha1=samples.hashes("sha1", 10))[0] == ("known-good", ["nsrl"])
+
+
+def test_not_sqlite_or_not_rds(tmp_path: Path, imported) -> None:
+    fake = tmp_path / "fake.db"
+    fake.write_bytes(b"this is not a database at all\n" * 100)
+    with pytest.raises(HashSetFormatError, match="fake.db: not an SQLite database"):
+        imported(fake, "x", "known-good", fmt="nsrl-rdsv3")
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE songs (title TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(HashSetFormatError, match="other.db: SQLite database without a FILE table"):
+        imported(other, "x", "known-good")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"SQLite format 3\x00" + b"\x10\x00" + b"\xff" * (4096 - 18))
+    with pytest.raises(HashSetFormatError, match="garbage.db: "):
+        imported(garbage, "x", "known-good")

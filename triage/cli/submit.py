@@ -1,0 +1,54 @@
+"""``triage submit``: put device images in the backlog and return at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from triage.cli.jobs import EXIT_CODES, PRIORITY_CHOICES, add_home, add_json, open_audit, open_queue, print_json
+
+EXAMPLE = f"""examples:
+  triage submit seized/laptop.E01 --case OP-2291 --exhibit JB/1 --priority high
+  triage submit usb.001 --case OP-2291 --exhibit JB/2 --priority low --examiner "DC Shaw" --note "found in car"
+  triage submit disk1.dd disk2.dd --case OP-2291 --exhibit JB/3   # one job for both disks of one exhibit
+
+Each image is checked (exists, readable, recognised format) and the job id is printed.
+Submitting the same images for the same case and exhibit while the first job is still
+queued or running prints that job's id again instead of adding a second one.
+
+{EXIT_CODES}"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("submit", help="queue device images for triage and print the job id",
+                       description="Validate the images and add one job to the queue; a dispatcher "
+                       "triages queued jobs in priority order. Returns at once.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image file (split raw or E01: the first segment)")
+    p.add_argument("--case", required=True, help="case reference")
+    p.add_argument("--exhibit", required=True, metavar="REF", help="exhibit reference of the device")
+    p.add_argument("--priority", required=True, choices=PRIORITY_CHOICES)
+    p.add_argument("--examiner", metavar="NAME", default=None, help="examiner responsible")
+    p.add_argument("--note", metavar="TEXT", default=None, help="free text kept with the job")
+    add_home(p)
+    add_json(p, "the job")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    log = open_audit(args)
+    job = open_queue(args).submit(args.images, args.case, args.exhibit, args.priority,
+                                  examiner=args.examiner, note=args.note)
+    details = {"exhibit": job.exhibit, "priority": job.priority, "examiner": job.examiner, "note": job.note,
+               "formats": list(job.image_formats), "sizes": list(job.image_sizes), "size": job.image_size}
+    if job.existed:
+        details["already_queued"] = True
+    log.append_job("submit", job, details=details)
+    if args.json:
+        print_json({**job.to_dict(), "existed": job.existed})
+    else:
+        print(job.id)
+    if job.existed:
+        print(f"triage: {job.id} already {job.state} for case {job.case} exhibit {job.exhibit}; not added again",
+              file=sys.stderr)
+    return 0
