@@ -430,6 +430,17 @@ class Queue:
         with self._tx(write=True) as conn:
             return [self._job(self._row(conn, now, s)) for s in self._reclaim(conn, now)]
 
+    def requeue_orphans(self) -> list[Job]:
+        """Every running job goes back to the queue, keeping its place, results dir and progress.
+
+        Only for a dispatcher that just took the state directory's dispatcher lock: holding
+        it proves no other dispatcher is alive, so every running job is an orphan of a
+        stopped or killed one, and waiting for its lease to expire would only lose time.
+        """
+        now = self.clock()
+        with self._tx(write=True) as conn:
+            return [self._job(self._row(conn, now, s)) for s in self._reclaim(conn, float("inf"))]
+
     def claim_next(self, owner: str, lease_seconds: float | None = None) -> Job | None:
         """Take the next job for ``owner`` (reclaiming expired leases first), or None."""
         if not owner:

@@ -1,0 +1,278 @@
+"""The dispatcher: works the queue's backlog by case priority on one shared Dask cluster.
+
+One process per state directory (an exclusive lock file proves it), so at start
+every job left ``running`` is an orphan of a stopped or killed dispatcher and goes
+back to the queue; its per-task checkpoints (``<home>/jobs/<id>/work``) make it
+resume where it was, and the final tables are merged from them, byte-identical
+to an uninterrupted run.
+
+Many jobs run at once. Each keeps a bounded window of tasks in flight, submitted
+with Dask priority ``job priority x 1000 + task priority``: when a worker frees
+up the scheduler hands it the most urgent ready task, so a ``critical`` job takes
+the workers as soon as their current tasks end, without killing anything, and a
+priority change applies from the next task on. Progress, cancel requests and
+priority changes go through the queue database; every action on a job goes to
+the audit log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from triage import config
+from triage.audit import AuditLog
+from triage.pipeline import ImageRun, RunResult
+from triage.queue import PRIORITIES, Job, Queue
+from triage.rules.errors import InputError, TriageError
+from triage.rules.home import state_dir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Active:
+    job: Job
+    runs: list[ImageRun]
+    results: list[RunResult] = field(default_factory=list)
+    generation: int = 0
+    last_report: float = 0.0
+    escalated: bool = False
+
+    @property
+    def bytes_done(self) -> int:
+        return sum(r.bytes_done for r in self.runs)
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(r.bytes_total for r in self.runs)
+
+    @property
+    def files_done(self) -> int:
+        return sum(r.files_done for r in self.runs)
+
+    @property
+    def known_bad(self) -> int:
+        return sum(getattr(r, "known_bad", 0) for r in self.runs)
+
+
+class DispatcherLockedError(TriageError):
+    exit_code = 3
+
+
+class Dispatcher:
+    def __init__(self, client: Any, home: str | None = None, *, max_jobs: int | None = None,
+                 window: int | None = None, poll: float | None = None, lease: float | None = None,
+                 escalate_to: str | None = "", once: bool = False) -> None:
+        self.client = client
+        self.home = state_dir(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.queue = Queue.at(self.home)
+        self.audit = AuditLog.at(self.home)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.max_jobs = max_jobs or int(config.get("dispatcher.max-jobs"))
+        nthreads = sum(client.nthreads().values()) or 1
+        self.window = window or max(2, int(config.get("dispatcher.window-per-worker")) * nthreads)
+        self.poll = poll if poll is not None else float(config.get("dispatcher.poll-seconds"))
+        self.lease = lease if lease is not None else float(config.get("dispatcher.lease-seconds"))
+        self.escalate_to = config.get("dispatcher.escalate-known-bad-to") if escalate_to == "" else escalate_to
+        self.once = once
+        self.active: dict[str, _Active] = {}
+        self.futures: dict[str, ImageRun] = {}
+        self._stop = False
+        self._lock_fd: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        fd = os.open(self.home / "dispatcher.lock", os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DispatcherLockedError(f"{self.home}: another dispatcher is already working this queue")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{self.owner}\n".encode())
+        self._lock_fd = fd
+
+    def stop(self, *_: Any) -> None:
+        self._stop = True
+
+    def serve(self) -> None:
+        """Work the queue until stopped (SIGTERM/SIGINT), or with ``once`` until it is empty."""
+        self._take_lock()
+        for job in self.queue.requeue_orphans():
+            log.info("requeued orphaned job %s", job.id)
+            self.audit.append_job("requeue", job, details={"reason": "dispatcher restarted"})
+        previous = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._loop()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            for act in list(self.active.values()):  # stopped: in-flight work is checkpointed, leases lapse
+                for run in act.runs:
+                    run.cancel(self.client)
+            self.queue.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+
+    def _loop(self) -> None:
+        from distributed import wait
+
+        while not self._stop:
+            self._claim()
+            if not self.active:
+                if self.once:
+                    return
+                time.sleep(self.poll)
+                continue
+            self._fill()
+            pending = [r.inflight[k][1] for k, r in self.futures.items() if k in r.inflight]
+            if pending:
+                try:
+                    done = wait(pending, timeout=self.poll, return_when="FIRST_COMPLETED").done
+                except TimeoutError:
+                    done = set()
+                for fut in done:
+                    run = self.futures.pop(fut.key, None)
+                    if run is not None and run.owns(fut):
+                        self._step(run, fut)
+            self._finish_ready()
+            self._sync()
+
+    # -- claiming and starting -------------------------------------------------------------------
+    def _claim(self) -> None:
+        while len(self.active) < self.max_jobs:
+            job = self.queue.claim_next(self.owner, self.lease)
+            if job is None:
+                return
+            try:
+                self._start(job)
+            except TriageError as exc:
+                self._fail(job, str(exc))
+
+    def _job_dir(self, job: Job) -> Path:
+        return self.home / "jobs" / job.id
+
+    def _start(self, job: Job) -> None:
+        jdir = self._job_dir(job)
+        names = _result_names(job.images)
+        runs = [ImageRun(img, jdir / "results" / name if name else jdir / "results",
+                         workdir=jdir / "work" / (name or "image"), overwrite=True,
+                         priority=PRIORITIES[job.priority]) for img, name in zip(job.images, names)]
+        act = _Active(job, runs, generation=job.priority_generation)
+        self.active[job.id] = act
+        self.queue.update_progress(job, results_dir=str(jdir / "results"), bytes_total=act.bytes_total,
+                                   bytes_done=act.bytes_done, owner=self.owner)
+        self.audit.append_job("start", job, details={"attempt": job.attempts, "dispatcher": self.owner,
+                                                     "resumed_bytes": act.bytes_done})
+
+    # -- driving -----------------------------------------------------------------------------------
+    def _fill(self) -> None:
+        for act in self.active.values():
+            for run in act.runs:
+                for fut in run.fill(self.client, limit=self.window):
+                    self.futures[fut.key] = run
+
+    def _step(self, run: ImageRun, fut: Any) -> None:
+        act = next(a for a in self.active.values() if run in a.runs)
+        try:
+            run.on_done(fut)
+        except TriageError as exc:
+            self._abandon(act, f"{run.ref.path}: {exc}")
+
+    def _finish_ready(self) -> None:
+        for jid, act in list(self.active.items()):
+            if not all(r.finished for r in act.runs):
+                continue
+            try:
+                act.results = [r.finalize() for r in act.runs]
+            except (TriageError, OSError) as exc:
+                self._abandon(act, str(exc))
+                continue
+            summary = _job_summary(act.results)
+            self.queue.update_progress(act.job, bytes_done=act.bytes_done, files_done=act.files_done,
+                                       owner=self.owner)
+            self.queue.finish(act.job, self._job_dir(act.job) / "results", summary,
+                              known_bad_hits=summary["known_bad_hits"], owner=self.owner)
+            for res in act.results:
+                self.audit.append_job("finish", act.job, image_hash=res.summary["image"]["sha256"],
+                                      details={"image": res.image, "exit_code": res.exit_code,
+                                               "files": res.summary["files"]["entries"], "out": str(res.out)})
+            shutil.rmtree(self._job_dir(act.job) / "work", ignore_errors=True)
+            del self.active[jid]
+
+    def _sync(self) -> None:
+        """Report progress; act on cancel requests, priority changes and escalation."""
+        now = time.monotonic()
+        for jid, act in list(self.active.items()):
+            if now - act.last_report < self.poll:
+                continue
+            act.last_report = now
+            try:
+                job = self.queue.update_progress(act.job, bytes_done=act.bytes_done, bytes_total=act.bytes_total,
+                                                 files_done=act.files_done, known_bad_hits=act.known_bad,
+                                                 owner=self.owner)
+            except InputError as exc:  # lease lost: another dispatcher took it over
+                log.warning("%s: %s", jid, exc)
+                self._drop(act)
+                continue
+            act.job = job
+            if job.cancel_requested:
+                self._drop(act)
+                self.queue.mark_cancelled(job, owner=self.owner)
+                self.audit.append_job("cancel", job, details={"when": "running", "bytes_done": act.bytes_done})
+                continue
+            if job.priority_generation != act.generation:
+                act.generation = job.priority_generation
+                for run in act.runs:
+                    run.reprioritize(PRIORITIES[job.priority])
+            if self.escalate_to and act.known_bad and not act.escalated:
+                act.escalated = True
+                if PRIORITIES[self.escalate_to] > PRIORITIES[job.priority]:
+                    changed = self.queue.prioritize(job.case, self.escalate_to)
+                    for j in changed:
+                        self.audit.append_job("escalate", j, details={
+                            "to": self.escalate_to, "rule": "known-bad hit", "trigger_job": jid,
+                            "known_bad_hits": act.known_bad})
+
+    def _drop(self, act: _Active) -> None:
+        for run in act.runs:
+            run.cancel(self.client)
+            run.abort()
+        self.active.pop(act.job.id, None)
+
+    def _abandon(self, act: _Active, reason: str) -> None:
+        self._drop(act)
+        self._fail(act.job, reason)
+
+    def _fail(self, job: Job, reason: str) -> None:
+        reason = " ".join(reason.split())
+        self.queue.fail(job, reason, owner=self.owner)
+        self.audit.append_job("fail", job, details={"reason": reason})
+        self.active.pop(job.id, None)
+
+
+def _result_names(images: tuple[str, ...]) -> list[str]:
+    from triage.cli.run import out_dirs
+
+    if len(images) == 1:
+        return [""]
+    return [p.name for p in out_dirs(list(images), Path("."))]
+
+
+def _job_summary(results: list[RunResult]) -> dict[str, Any]:
+    return {
+        "images": [{"out": str(r.out), **r.summary} for r in results],
+        "exit_code": max(r.exit_code for r in results),
+        "known_bad_hits": sum(r.summary.get("files", {}).get("known_bad", 0) for r in results),
+        "problems": [p for r in results for p in r.problems],
+    }
