@@ -66,7 +66,8 @@ def merge_previous(spill: Spill, base: Path) -> None:
     if (base / "phash.npy").exists():
         hashes = np.load(base / "phash.npy")
         cat_path = base / "phash.cat.npy"
-        spill.add_rows("phash", hashes.astype(">u8").view(np.uint8).reshape(-1, 8), np.load(cat_path) if cat_path.exists() else None)
+        cats = np.load(cat_path) if cat_path.exists() else None
+        spill.add_rows("phash", hashes.astype(">u8").view(np.uint8).reshape(-1, 8), cats)
         spill.add_name_blob((base / "phash.names.bin").read_bytes(), np.load(base / "phash.names.off.npy"))
 
 

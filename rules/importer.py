@@ -32,12 +32,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from triage.rules import catalog
+from triage.rules.builder import build, merge_previous
 from triage.rules.catalog import CATEGORIES, SetRecord, SourceRecord
 from triage.rules.errors import HashSetFormatError, InputError
 from triage.rules.formats import Entry, detect_format, get_format, read_head
 from triage.rules.home import hashsets_dir
 from triage.rules.imagedir import ImageFolder
-from triage.rules.builder import build, merge_previous
 from triage.rules.spill import Spill
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,11 @@ class ImportReport:
 
 
 def check_name(name: str) -> str:
+    """A set name becomes a folder name and a reference-id prefix: no separators, no ':'."""
     if not NAME_PATTERN.match(name):
-        raise InputError(f"bad hash-set name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise InputError(
+            f"bad hash-set name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     return name
 
 
@@ -87,6 +90,7 @@ def check_category(category: str) -> str:
 
 
 def list_hashsets(home: str | os.PathLike[str] | None = None) -> list[SetRecord]:
+    """Every installed set with its sources (empty before the first import)."""
     return catalog.read_sets(hashsets_dir(home))
 
 
@@ -94,8 +98,8 @@ def remove_hashset(name: str, home: str | os.PathLike[str] | None = None) -> Set
     """Delete a set from the catalog, then its folder (readers holding maps keep them)."""
     root = hashsets_dir(home)
     if catalog.get_set(root, name) is None:
-        known = ", ".join(s.name for s in catalog.read_sets(root)) or "none installed"
-        raise InputError(f"no hash set named {name!r} ({known})")
+        names = ", ".join(s.name for s in catalog.read_sets(root))
+        raise InputError(f"no hash set named {name!r} ({'installed: ' + names if names else 'none installed'})")
     with catalog.writer(root) as con:
         record = catalog.get_set(root, name, con)
         if record is None:
@@ -227,7 +231,9 @@ def _is_noop(existing: SetRecord | None, digest: str, replace: bool) -> bool:
 
 def _noop(existing: SetRecord, path: Path, digest: str, fmt_name: str, now: str) -> ImportReport:
     log.info("hash set %s already holds %s", existing.name, path)
-    return ImportReport(existing.name, existing.category, fmt_name, str(path), digest, now, True, counts=existing.counts)
+    return ImportReport(
+        existing.name, existing.category, fmt_name, str(path), digest, now, noop=True, counts=existing.counts
+    )
 
 
 def _check_errors(path: Path, spill: Spill, skipped: list[str]) -> None:

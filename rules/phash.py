@@ -20,7 +20,10 @@ import imagehash
 from PIL import Image, UnidentifiedImageError
 
 from triage.rules.errors import ImageHashError
-from triage.rules.phashindex import DEFAULT_MAX_DISTANCE  # noqa: F401 (re-exported: one default)
+
+
+class DecompressionBombError(ImageHashError):
+    """The image declares more pixels than the limit: refused before decoding."""
 
 #: images declaring more pixels than this are refused (about 8000 x 6000)
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -36,13 +39,16 @@ def phash_file(source: str | Path | BinaryIO, max_pixels: int | None = None) -> 
         with Image.open(source) as image:
             width, height = image.size
             if width * height > limit:
-                raise ImageHashError(f"{label}: {width}x{height} pixels is over the limit of {limit}")
+                raise DecompressionBombError(f"{label}: decompression bomb: {width}x{height} pixels is over "
+                                             f"the limit of {limit}")
             if image.format == "JPEG":
                 image.draft("L", (256, 256))
             return str(imagehash.phash(image))
     except ImageHashError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise DecompressionBombError(f"{label}: decompression bomb ({exc.__class__.__name__})") from exc
+    except UnidentifiedImageError as exc:
         raise ImageHashError(f"{label}: not a readable image ({exc.__class__.__name__})") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow's ways of saying "corrupt"
         raise ImageHashError(f"{label}: cannot decode image: {exc}") from exc

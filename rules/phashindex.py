@@ -48,7 +48,9 @@ _CANDIDATES = 8_000_000
 _QUERY_BLOCK = 4096
 
 
-def write_phash_index(folder: Path, hashes: np.ndarray, names: bytes, offsets: np.ndarray, cats: np.ndarray | None) -> int:
+def write_phash_index(
+    folder: Path, hashes: np.ndarray, names: bytes, offsets: np.ndarray, cats: np.ndarray | None
+) -> int:
     """Save the reference hashes, their ids (``names[offsets[i]:offsets[i+1]]``) and the multi-index tables."""
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
     n = hashes.shape[0]
@@ -119,7 +121,9 @@ class PhashIndex:
         value = -1 if cats is None else int(cats[position])
         return None if value < 0 else value
 
-    def nearest(self, queries: np.ndarray, max_distance: int, method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(
+        self, queries: np.ndarray, max_distance: int, method: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(distance, position)`` of the nearest reference within ``max_distance``; -1 where none."""
         refs = self._load()["phash"]
         if method is None:
@@ -181,19 +185,26 @@ class PhashIndex:
         return best, where
 
     @staticmethod
-    def _check_block(queries: np.ndarray, qs: int, qe: int, starts: np.ndarray, lengths: np.ndarray, mih: np.ndarray, idx: np.ndarray, best: np.ndarray, where: np.ndarray, max_distance: int) -> None:
+    def _check_block(
+        queries: np.ndarray, qs: int, qe: int, starts: np.ndarray, lengths: np.ndarray,
+        mih: np.ndarray, idx: np.ndarray, best: np.ndarray, where: np.ndarray, max_distance: int,
+    ) -> None:
+        """Check the candidates of queries ``qs:qe`` in one quarter table; update best/where."""
         lens = lengths[qs:qe].ravel()
         total = int(lens.sum())
         if total == 0:
             return
-        owner = np.repeat(np.repeat(np.arange(qs, qe), lengths.shape[1]), lens)
-        first = np.cumsum(lens) - lens
-        pos = np.arange(total, dtype=np.int64) - np.repeat(first - starts[qs:qe].ravel(), lens)
-        dist = np.bitwise_count(mih[pos] ^ queries[owner])
+        # candidate k is mih[pos[k]]; runs of candidates belong to one probe, probes to one query
+        ends = np.cumsum(lens)
+        pos = np.arange(total, dtype=np.int64) - np.repeat(ends - lens - starts[qs:qe].ravel(), lens)
+        probe_query = np.repeat(queries[qs:qe], lengths.shape[1])
+        dist = np.bitwise_count(mih[pos] ^ np.repeat(probe_query, lens))
         near = np.flatnonzero(dist <= max_distance)
         if near.size == 0:
             return
-        owner, dist, ref = owner[near], dist[near].astype(np.int16), idx[pos[near]].astype(np.int64)
+        query_ends = ends[lengths.shape[1] - 1 :: lengths.shape[1]]
+        owner = qs + np.searchsorted(query_ends, near, side="right")
+        dist, ref = dist[near].astype(np.int16), idx[pos[near]].astype(np.int64)
         order = np.lexsort((ref, dist, owner))
         owner, dist, ref = owner[order], dist[order], ref[order]
         lead = np.ones(owner.shape[0], dtype=bool)

@@ -6,7 +6,8 @@ each valid hash is decoded once and written as fixed-width bytes to
 temporary folder; :mod:`triage.rules.index` later maps those files as numpy
 arrays and sorts them. This is also the one place hash text is judged: a value
 of the wrong length or with a non-hex digit makes its whole record malformed,
-so it never reaches an index.
+so it never reaches an index. Reasons name the problem, never the value: they
+end up in logs and error messages, and hash-set entries must not.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ ALL_WIDTHS = {**WIDTHS, "phash": 8}
 #: how many malformed records are quoted in messages and reports
 EXAMPLES = 5
 _NO_CATEGORY = (-1).to_bytes(2, "little", signed=True)
-#: (algorithm, digest bytes, position in Entry)
-_FIELDS = tuple((a, w, Entry._fields.index(a)) for a, w in ALL_WIDTHS.items())
+#: (algorithm, digest bytes) in Entry's field order: entry[1:5] are exactly these hashes
+_HASH_FIELDS = tuple((a, ALL_WIDTHS[a]) for a in Entry._fields[1:5])
+assert {a for a, _ in _HASH_FIELDS} == set(ALL_WIDTHS)
 _FLUSH = 1 << 20
 
 
@@ -72,14 +74,13 @@ class Spill:
             self.bad(entry.line, entry.error)
             return False
         decoded = []
-        for algorithm, width, field in _FIELDS:
-            value = entry[field]
+        for (algorithm, width), value in zip(_HASH_FIELDS, entry[1:5]):
             if value is None:
                 continue
             raw = _unhex(value, width)
-            if raw is None:
-                shown = value if len(value) <= 70 else value[:67] + "..."
-                self.bad(entry.line, f"{algorithm} {shown!r} is not {2 * width} hex digits")
+            if raw is None:  # the reason, never the value: hash-set entries stay out of logs
+                why = f"{len(value)} characters" if len(value) != 2 * width else "a non-hex character"
+                self.bad(entry.line, f"{algorithm} value has {why}, not {2 * width} hex digits")
                 return False
             decoded.append((algorithm, raw))
         if not decoded:

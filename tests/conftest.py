@@ -34,6 +34,12 @@ def _load_fixtures_package() -> Any:
 
 _load_fixtures_package()
 
+# Runs check files against the known-item sets of the state directory; the tests must not
+# see (or touch) the developer's own, so every test process and subprocess gets an empty one.
+import tempfile  # noqa: E402
+
+os.environ["TRIAGE_HOME"] = tempfile.mkdtemp(prefix="triage-test-home-")
+
 from triage_test_fixtures import bad_images, images, mkfs  # noqa: E402
 from triage_test_fixtures.cli import triage_command  # noqa: E402
 from triage_test_fixtures.results import RunCache, read_parquet  # noqa: E402

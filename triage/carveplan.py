@@ -12,7 +12,7 @@ therefore scanned too; carvers validate structure, so they yield nothing there.
 from __future__ import annotations
 
 from triage.workers.carving import CarveChunk
-from triage.workers.refs import ContentOptions, ImageRef
+from triage.workers.refs import ContentOptions, ImageRef, KnownRef
 from triage.workers.volumes import Partition
 from triage.workers.walk import WalkResult, merge_ranges
 
@@ -45,14 +45,14 @@ def partition_extents(p: Partition, walk: WalkResult | None, size: int) -> list[
 
 
 def chunks(extents: list[tuple[int, int]], image: ImageRef, chunk_bytes: int, overlap: int,
-           options: ContentOptions, extract_dir: str | None) -> list[CarveChunk]:
+           options: ContentOptions, extract_dir: str | None, known: KnownRef | None = None) -> list[CarveChunk]:
     """Split extents into chunks; each looks back up to ``overlap`` bytes within its extent."""
     out = []
     for start, length in merge_ranges(extents):
         pos, end = start, start + length
         while pos < end:
             stop = min(pos + chunk_bytes, end)
-            out.append(CarveChunk(image, pos, stop, min(overlap, pos - start), options, extract_dir))
+            out.append(CarveChunk(image, pos, stop, min(overlap, pos - start), options, extract_dir, known))
             pos = stop
     return out
 

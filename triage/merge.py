@@ -9,7 +9,8 @@ from triage.workers.schema import FILES_SCHEMA, VOLUMES_SCHEMA
 from triage.workers.volumes import Partition
 from triage.workers.walk import WalkResult
 
-CONTENT_COLUMNS = ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash")
+CONTENT_COLUMNS = ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash",
+                   "known", "hashset_hits", "phash_match", "phash_distance")
 SORT_KEYS = [("partition", "ascending"), ("path", "ascending"), ("inode", "ascending"),
              ("attr_type", "ascending"), ("attr_id", "ascending")]
 
@@ -90,6 +91,7 @@ def volumes_table(parts: list[Partition], walks: dict[int, WalkResult], files: p
 
 def counts(table: pa.Table) -> dict[str, int]:
     src = table.column("source").to_pylist()
+    known = table.column("known").to_pylist()
     status = table.column("status").to_pylist()
     hashed = [h is not None for h in table.column("sha256").to_pylist()]
     sizes = table.column("size").to_pylist()
@@ -104,6 +106,8 @@ def counts(table: pa.Table) -> dict[str, int]:
         "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),
         "images_phashed": sum(1 for p in table.column("phash").to_pylist() if p),
         "ext_mismatch": sum(1 for m in table.column("ext_mismatch").to_pylist() if m),
+        **{k.replace("-", "_"): known.count(k) for k in ("known-bad", "notable", "known-good")},
+        "phash_matches": sum(1 for m in table.column("phash_match").to_pylist() if m),
     }
 
 

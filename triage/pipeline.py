@@ -37,7 +37,7 @@ from triage.workers.carving import carve_chunk
 from triage.workers.content import read_content
 from triage.workers.image import identify
 from triage.workers.media import MediaDigest, hash_media
-from triage.workers.refs import ContentOptions, ImageRef, VolumeRef
+from triage.workers.refs import ContentOptions, ImageRef, KnownRef, VolumeRef
 from triage.workers.volumes import Partition, list_partitions
 from triage.workers.walk import WALK_SCHEMA, WalkResult, walk_filesystem
 
@@ -107,7 +107,7 @@ class ImageRun:
 
     def __init__(self, image: str | Path, out: str | Path, *, workdir: str | Path | None = None,
                  overwrite: bool = False, priority: int = 0, progress: bool = False,
-                 carve: str | None = None, extract_carved: bool = False,
+                 carve: str | None = None, extract_carved: bool = False, home: str | Path | None = None,
                  notify: Callable[[str, dict], None] | None = None) -> None:
         self.started = dt.datetime.now(dt.timezone.utc)
         self.t0 = time.perf_counter()
@@ -119,11 +119,18 @@ class ImageRun:
             raise InputError(f"carve mode {self.carve!r} unknown; choose one of {', '.join(CARVE_MODES)}")
         self.carve_chunk = config.get_bytes("carve.chunk-bytes")
         self.carve_overlap = config.get_bytes("carve.overlap")
-        plan = {"tool": __version__, "image": self.ref.path, "size": self.ref.size, "batch_bytes": self.batch_bytes,
+        self.known = known_ref(home)
+        plan = {"known": known_state(self.known), "tool": __version__, "image": self.ref.path, "size": self.ref.size, "batch_bytes": self.batch_bytes,
                 "batch_files": self.batch_files, "options": self.opts.__dict__, "carve": self.carve,
                 "carve_chunk": self.carve_chunk, "carve_overlap": self.carve_overlap, "extract": extract_carved}
         self.ck = Checkpoints(Path(workdir) if workdir else self.staging.dir / ".work", plan)
         self.extract_dir = str(self.ck.dir / "carved") if extract_carved else None
+        self.known_bad = 0
+        self.known_sets = None
+        if self.known is not None:
+            from triage.rules.matcher import KnownItems
+
+            self.known_sets = KnownItems.open(self.known.home).sets()
         self.carved: list[pa.Table] = []
         self.carve_errors: list[str] = []
         self.priority = priority
@@ -158,11 +165,12 @@ class ImageRun:
 
     def _plan_carving(self, tag: str, extents: list[tuple[int, int]]) -> None:
         for i, chunk in enumerate(chunks(extents, self.ref, self.carve_chunk, self.carve_overlap, self.opts,
-                                         self.extract_dir)):
+                                         self.extract_dir, self.known)):
             name = f"carve-{tag}-{i:05d}"
             self.bytes_total += chunk.nbytes
             done = self.ck.load_result(name)
             if done is not None:
+                self._found(done)
                 self.carved.append(done)
                 self.bytes_done += chunk.nbytes
                 continue
@@ -192,12 +200,13 @@ class ImageRun:
         if self.carve == "unalloc":
             part = next(p for p in self.parts or [] if p.index == idx)
             self._plan_carving(str(idx), partition_extents(part, walk, self.ref.size))
-        batches = plan_batches(self.vols[idx], walk.table, self.batch_bytes, self.batch_files, self.opts)
+        batches = plan_batches(self.vols[idx], walk.table, self.batch_bytes, self.batch_files, self.opts, self.known)
         for i, batch in enumerate(batches):
             name = f"content-{idx}-{i:05d}"
             self.bytes_total += batch.nbytes
             done = self.ck.load_result(name)
             if done is not None:
+                self._found(done, walk)
                 self.contents[idx].append(done)
                 self.bytes_done += batch.nbytes
                 self.files_done += len(batch.items)
@@ -205,6 +214,28 @@ class ImageRun:
             prio = PRIORITY_BIG if batch.nbytes >= self.batch_bytes else PRIORITY_CONTENT
             self.todo.append(_Task(name, "content", read_content, batch, prio, batch.nbytes))
         self.bar.grow(sum(b.nbytes for b in batches))
+
+    def _found(self, table: pa.Table, walk: WalkResult | None = None) -> None:
+        """Announce known-bad files (exact or near-duplicate) the moment their task is back."""
+        if "known" not in table.schema.names:
+            return
+        cols = table.select([c for c in ("row", "path", "partition", "known", "hashset_hits", "sha256",
+                                         "phash_match", "phash_distance") if c in table.schema.names]).to_pylist()
+        bad_sets = {n for n, c in (self.known_sets or {}).items() if c == "known-bad"}
+        for r in cols:
+            near = r["phash_match"] is not None and r["phash_match"].split(":", 1)[0] in bad_sets
+            if r["known"] != "known-bad" and not near:
+                continue
+            self.known_bad += 1
+            if walk is not None:
+                path = walk.table.column("path")[r["row"]].as_py()
+                partition = walk.partition
+            else:  # a carved object: its partition is the volume-table entry holding its offset
+                path, partition = r["path"], Owner(self.parts or [])(int(r["path"].split("/")[1].split(".")[0]))
+            self.notify("known-bad", {"image": self.ref.path, "partition": partition, "path": path,
+                                      "sha256": r["sha256"], "sets": r["hashset_hits"] or [],
+                                      "exact": r["known"] == "known-bad", "phash_match": r["phash_match"],
+                                      "phash_distance": r["phash_distance"]})
 
     # -- driving -------------------------------------------------------------------------------------
     @property
@@ -259,6 +290,7 @@ class ImageRun:
             else:
                 table = pa.Table.from_batches([result])
                 self.ck.save_result(task.name, table)
+                self._found(table)
                 self.carved.append(table)
             self.bytes_done += task.nbytes
             self.bar.done(task.nbytes)
@@ -271,6 +303,7 @@ class ImageRun:
             else:
                 table = pa.Table.from_batches([result])
                 self.ck.save_result(task.name, table)
+                self._found(table, self.walks[idx])
                 self.contents[idx].append(table)
             self.bytes_done += task.nbytes
             self.files_done += len(batch.items)
@@ -353,18 +386,39 @@ class ImageRun:
         self.staging.abort()
 
 
+def known_ref(home: str | Path | None) -> KnownRef | None:
+    """The known-item sets every task checks against, or None when none are installed."""
+    from triage.rules.home import state_dir
+    from triage.rules.matcher import KnownItems
+
+    path = state_dir(home)
+    if not KnownItems.open(path).sets():
+        return None
+    return KnownRef(str(path), int(config.get("known.phash-max-distance")))
+
+
+def known_state(known: KnownRef | None) -> dict[str, str]:
+    """What a checkpoint depends on: the installed sets (a change means recomputing)."""
+    if known is None:
+        return {}
+    from triage.rules.importer import list_hashsets
+
+    return {s.name: f"{s.category} {s.directory} {s.updated_at}" for s in list_hashsets(known.home)}
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def run_image(image: str | Path, out: str | Path, client: "distributed.Client",  # noqa: F821
               overwrite: bool = False, progress: bool = False, workdir: str | Path | None = None,
-              carve: str | None = None, extract_carved: bool = False) -> RunResult:
+              carve: str | None = None, extract_carved: bool = False, home: str | Path | None = None,
+              notify: Callable[[str, dict], None] | None = None) -> RunResult:
     """Triage one image into ``out``. Raises ImageError when the image cannot be used at all."""
     from distributed import as_completed
 
     run = ImageRun(image, out, overwrite=overwrite, progress=progress, workdir=workdir, carve=carve,
-                   extract_carved=extract_carved)
+                   extract_carved=extract_carved, home=home, notify=notify)
     try:
         pending = as_completed(run.fill(client))
         for fut in pending:

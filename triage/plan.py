@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, VolumeRef
+from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, KnownRef, VolumeRef
 from triage.workers.walk import hashable
 
 
 def plan_batches(
-    vol: VolumeRef, table: pa.RecordBatch, batch_bytes: int, batch_files: int, options: ContentOptions
+    vol: VolumeRef, table: pa.RecordBatch, batch_bytes: int, batch_files: int, options: ContentOptions,
+    known: KnownRef | None = None,
 ) -> list[ContentBatch]:
     cols = table.select(["inode", "attr_type", "attr_id", "size", "name", "type", "status"]).to_pydict()
     items = [
@@ -31,14 +32,14 @@ def plan_batches(
     current_bytes = 0
     for it in items:
         if it.size >= batch_bytes:
-            batches.append(ContentBatch(vol, (it,), options))
+            batches.append(ContentBatch(vol, (it,), options, known))
             continue
         if current and (current_bytes + it.size > batch_bytes or len(current) >= batch_files):
-            batches.append(ContentBatch(vol, tuple(current), options))
+            batches.append(ContentBatch(vol, tuple(current), options, known))
             current, current_bytes = [], 0
         current.append(it)
         current_bytes += it.size
     if current:
-        batches.append(ContentBatch(vol, tuple(current), options))
+        batches.append(ContentBatch(vol, tuple(current), options, known))
     batches.sort(key=lambda b: -b.nbytes)
     return batches

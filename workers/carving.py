@@ -19,7 +19,8 @@ from triage.rules.errors import TriageError
 from triage.workers.carve.scanner import scan
 from triage.workers.content import digest
 from triage.workers.image import open_image
-from triage.workers.refs import ContentOptions, ImageRef
+from triage.workers.known import KNOWN_COLUMNS, apply_known
+from triage.workers.refs import ContentOptions, ImageRef, KnownRef
 from triage.workers.schema import FILES_SCHEMA
 
 
@@ -33,6 +34,7 @@ class CarveChunk:
     overlap: int
     options: ContentOptions = ContentOptions()
     extract_dir: str | None = None
+    known: KnownRef | None = None
 
     def __post_init__(self) -> None:
         if not (0 <= self.start <= self.end and self.overlap >= 0):
@@ -65,7 +67,7 @@ def carved_name(offset: int, extension: str) -> str:
 
 def carve_chunk(chunk: CarveChunk) -> pa.RecordBatch:
     reader = ImageReader(chunk.image)
-    rows: dict[str, list] = {f.name: [] for f in FILES_SCHEMA}
+    rows: dict[str, list] = {f.name: [] for f in FILES_SCHEMA if f.name not in KNOWN_COLUMNS}
     for obj in scan(reader, chunk.start, chunk.end, chunk.overlap):
         name = carved_name(obj.offset, obj.extension)
         sink = None
@@ -85,4 +87,5 @@ def carve_chunk(chunk: CarveChunk) -> pa.RecordBatch:
         }
         for k in rows:
             rows[k].append(values[k])
+    apply_known(rows, chunk.known)
     return pa.RecordBatch.from_pydict(rows, schema=FILES_SCHEMA)

@@ -20,15 +20,19 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from triage.rules.errors import FilesystemError
+from PIL import Image
+
+from triage.rules.errors import FilesystemError, ImageHashError
 from triage.workers.image import TSK_ERRORS, _oneline
+from triage.workers.known import KNOWN_COLUMNS, apply_known
 from triage.workers.refs import ContentBatch, ContentItem, ContentOptions
 from triage.workers.schema import FILES_SCHEMA
 from triage.workers.volumes import open_fs
 
 CONTENT_SCHEMA = pa.schema(
     [pa.field("row", pa.int64(), nullable=False)]
-    + [FILES_SCHEMA.field(n) for n in ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash", "status")]
+    + [FILES_SCHEMA.field(n) for n in ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash", "status",
+                                       *KNOWN_COLUMNS)]
 )
 
 # libmagic answers that say nothing about the content type, so cannot contradict an extension
@@ -84,23 +88,22 @@ def ext_mismatch(name: str, mime: str | None) -> bool | None:
 
 
 def perceptual_hash(data: bytes, max_pixels: int) -> tuple[str | None, str | None]:
-    """(16-hex pHash, None) for a decodable image, or (None, reason) when it was not hashed."""
-    import imagehash
-    from PIL import Image
+    """(16-hex pHash, None) for a decodable image, or (None, reason) when it was not hashed.
+
+    The hash is :func:`triage.rules.phash.phash_file`'s, the very function that hashes
+    reference images, so evidence and references can only differ by their pixels.
+    """
+    from triage.rules.phash import DecompressionBombError, phash_file
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    return None, f"image not hashed: decompression bomb ({w}x{h} pixels > limit {max_pixels})"
-                img.draft("L", (256, 256))  # JPEG: decode at reduced scale, pHash looks at 32x32 anyway
-                return str(imagehash.phash(img)), None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return None, f"image not hashed: decompression bomb ({_oneline(exc)})"
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, ZeroDivisionError,
-            MemoryError, struct.error) as exc:
+            return phash_file(io.BytesIO(data), max_pixels), None
+    except DecompressionBombError as exc:
+        return None, f"image not hashed: {_oneline(exc).removeprefix('image: ')}"
+    except ImageHashError as exc:
+        return None, f"image not hashed: cannot decode ({_oneline(exc).removeprefix('image: ')})"
+    except (MemoryError, struct.error, IndexError, TypeError, ZeroDivisionError) as exc:
         return None, f"image not hashed: cannot decode ({_oneline(exc)})"
 
 
@@ -173,18 +176,18 @@ def _read_one(fs, item: ContentItem, opts: ContentOptions, out: dict[str, list])
     try:
         read = _file_reader(fs, item)
     except TSK_ERRORS as exc:
-        row = {k: None for k in CONTENT_SCHEMA.names}
+        row = {k: None for k in CONTENT_SCHEMA.names if k not in KNOWN_COLUMNS}
         row["status"] = f"unreadable: {_oneline(exc)}"
     else:
         row = digest(read, item.size, item.name, opts)
     row["row"] = item.row
-    for k in CONTENT_SCHEMA.names:
-        out[k].append(row[k])
+    for k, v in row.items():
+        out[k].append(v)
 
 
 def read_content(batch: ContentBatch) -> pa.RecordBatch:
     """Hash, type and perceptual-hash every file of ``batch``; one row per item, in item order."""
-    out: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA}
+    out: dict[str, list] = {f.name: [] for f in CONTENT_SCHEMA if f.name not in KNOWN_COLUMNS}
     try:
         fs = open_fs(batch.volume)
     except FilesystemError as exc:
@@ -193,7 +196,8 @@ def read_content(batch: ContentBatch) -> pa.RecordBatch:
             for k in ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash"):
                 out[k].append(None)
             out["status"].append(f"unreadable: {exc}")
-        return pa.RecordBatch.from_pydict(out, schema=CONTENT_SCHEMA)
-    for item in batch.items:
-        _read_one(fs, item, batch.options, out)
+    else:
+        for item in batch.items:
+            _read_one(fs, item, batch.options, out)
+    apply_known(out, batch.known)
     return pa.RecordBatch.from_pydict(out, schema=CONTENT_SCHEMA)

@@ -90,12 +90,26 @@ class ContentOptions:
 
 
 @dataclass(frozen=True)
+class KnownRef:
+    """Where the known-item sets are (the state directory) and the pHash match threshold."""
+
+    home: str
+    max_distance: int = 10
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.home, str) and self.home != "", "KnownRef.home must be a non-empty str")
+        _check(isinstance(self.max_distance, int) and 0 <= self.max_distance <= 64,
+               "KnownRef.max_distance must be an int in 0..64")
+
+
+@dataclass(frozen=True)
 class ContentBatch:
     """Files of one filesystem whose content one task reads, bounded by total bytes."""
 
     volume: VolumeRef
     items: tuple[ContentItem, ...]
     options: ContentOptions = ContentOptions()
+    known: KnownRef | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "items", tuple(self.items))
@@ -105,7 +119,7 @@ class ContentBatch:
         return sum(i.size for i in self.items)
 
 
-_TYPES = {c.__name__: c for c in (ImageRef, VolumeRef, ContentItem, ContentOptions, ContentBatch)}
+_TYPES = {c.__name__: c for c in (ImageRef, VolumeRef, ContentItem, ContentOptions, KnownRef, ContentBatch)}
 
 
 def to_json(obj: Any) -> str:

@@ -30,6 +30,11 @@ FILES_SCHEMA = pa.schema(
         pa.field("ext_mismatch", pa.bool_()),                # the name's extension disagrees with the detected content type
         pa.field("phash", pa.string()),                      # 16 hex chars (64-bit pHash) for decodable images, else null
         pa.field("status", pa.string(), nullable=False),     # 'ok', or why content/metadata could not be (fully) read
+        pa.field("known", pa.string()),                      # strongest category of the known-item sets holding this exact
+                                                             # content (md5/sha1/sha256): 'known-bad' > 'notable' > 'known-good'
+        pa.field("hashset_hits", pa.list_(pa.string())),     # names of those sets, sorted; [] when hashed but unknown
+        pa.field("phash_match", pa.string()),                # nearest reference image within the threshold, '<set>:<reference>'
+        pa.field("phash_distance", pa.int32()),              # its Hamming distance in bits (0-64)
         pa.field("offset", pa.int64()),                      # image byte offset where the content starts (first data run;
                                                              # a carved object's start); null when resident or no data
         pa.field("length", pa.int64()),                      # a carved object's length in the image; null for files

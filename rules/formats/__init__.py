@@ -6,7 +6,7 @@ Adding one is a new module in this package and no edit elsewhere: every
 non-underscore module here is imported by :func:`load_builtin_formats`.
 
 Formats only *find* hashes; they do not judge them. Each :class:`Entry` carries
-the hex text as found, and :mod:`triage.rules.importer` checks lengths and digits
+the hex text as found, and :mod:`triage.rules.spill` checks lengths and digits
 in one place, so a hash of the wrong length never reaches an index whatever
 format it came from. A record a format cannot read at all is yielded as an
 ``Entry`` with ``error`` set, so the importer can count it with its line number.

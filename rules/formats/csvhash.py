@@ -100,5 +100,5 @@ class CsvHashes:
             try:
                 category = int(values["category"])
             except ValueError:
-                return Entry(number, error=f"category {values['category'][:20]!r} is not an integer")
+                return Entry(number, error="category is not an integer")
         return Entry(number, name=values.get("name"), category=category, **hashes)

@@ -43,7 +43,8 @@ class Vics:
         except UnicodeDecodeError as exc:
             raise HashSetFormatError(f"{name}: VICS file is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
         except json.JSONDecodeError as exc:
-            raise HashSetFormatError(f"{name}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+            where = f"line {exc.lineno} column {exc.colno}"
+            raise HashSetFormatError(f"{name}: invalid JSON: {exc.msg} at {where}") from exc
         except RecursionError as exc:
             raise HashSetFormatError(f"{name}: invalid JSON: nested too deeply") from exc
         if not isinstance(document, dict) or not isinstance(document.get("value"), list):
@@ -73,7 +74,7 @@ class Vics:
             if isinstance(category, str) and category.strip().isdigit():
                 category = int(category)
             if isinstance(category, bool) or not isinstance(category, int):
-                return Entry(number, error=f"Category {str(category)[:20]!r} is not an integer")
+                return Entry(number, error="Category is not an integer")
         media_id = record.get("MediaID")
         name = None if media_id is None else str(media_id)[:200]
         return Entry(number, name=name, category=category, **fields)

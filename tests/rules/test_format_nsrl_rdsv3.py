@@ -10,49 +10,7 @@ import pytest
 from triage.rules.errors import HashSetFormatError
 from triage.rules.formats import detect_format, read_head
 
-# The minimal edition's tables, as published in the release's schema.sql.
-MINIMAL = """
-CREATE TABLE FILE (
- sha256     VARCHAR NOT NULL,
- sha1       VARCHAR NOT NULL,
- md5        VARCHAR NOT NULL,
- crc32      VARCHAR NOT NULL,
- file_name  VARCHAR NOT NULL,
- file_size  INTEGER NOT NULL,
- package_id INTEGER NOT NULL,
- CONSTRAINT PK_FILE__FILE PRIMARY KEY (sha256, sha1, md5, crc32, file_name, file_size, package_id)
-);
-CREATE TABLE PKG (
- package_id INTEGER NOT NULL, name VARCHAR NOT NULL, version VARCHAR NOT NULL,
- operating_system_id INTEGER NOT NULL, manufacturer_id INTEGER NOT NULL,
- language VARCHAR NOT NULL, application_type VARCHAR NOT NULL
-);
-CREATE TABLE VERSION (version VARCHAR UNIQUE NOT NULL, build_set VARCHAR NOT NULL, build_date TIMESTAMP NOT NULL,
- release_date TIMESTAMP NOT NULL, description VARCHAR NOT NULL);
-CREATE VIEW DISTINCT_HASH AS SELECT DISTINCT sha256, sha1, md5, crc32 FROM FILE;
-"""
-# The full edition keeps per-file metadata in METADATA and exposes FILE as a view.
-FULL = """
-CREATE TABLE METADATA (
- package_id INTEGER NOT NULL, sha256 VARCHAR NOT NULL, sha1 VARCHAR NOT NULL, md5 VARCHAR NOT NULL,
- crc32 VARCHAR NOT NULL, file_name VARCHAR NOT NULL, file_size INTEGER NOT NULL, extension VARCHAR
-);
-CREATE VIEW FILE AS SELECT sha256, sha1, md5, crc32, file_name, file_size, package_id FROM METADATA;
-"""
-
-
-def make_rds(path: Path, rows: list[tuple[str, str, str]], full: bool = False) -> None:
-    con = sqlite3.connect(path)
-    con.executescript(FULL if full else MINIMAL)
-    table = "METADATA" if full else "FILE"
-    for i, (s256, s1, m5) in enumerate(rows):
-        for package in range(1 + i % 3):  # NSRL lists a file once per package that ships it
-            con.execute(
-                f"INSERT INTO {table} (sha256, sha1, md5, crc32, file_name, file_size, package_id) VALUES (?,?,?,?,?,?,?)",
-                (s256.upper(), s1.upper(), m5.upper(), "0BADF00D", f"f{i}.dll", i, package),
-            )
-    con.commit()
-    con.close()
+from triage_test_fixtures.hashsets import make_rds  # noqa: E402
 
 
 @pytest.mark.parametrize("full", [False, True], ids=["minimal", "full"])

@@ -8,25 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from triage_test_fixtures.hashsets import vics_document
+
 from triage.rules.errors import HashSetFormatError
 from triage.rules.formats import detect_format, read_head
-
-
-def vics_document(md5: list[str], sha1: list[str], phash: list[str] | None = None) -> dict:
-    media = []
-    for i, (m, s) in enumerate(zip(md5, sha1)):
-        entry = {"MediaID": 1000 + i, "Category": i % 4, "MD5": m.upper(), "SHA1": s.upper(),
-                 "MediaSize": 1234 + i, "IsPrecategorized": False, "Comments": ""}
-        if phash is not None:
-            entry["pHash"] = phash[i]
-        media.append(entry)
-    return {
-        "odata.metadata": "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/1.2.xml/CUSTOM/$metadata#Cases",
-        "value": [
-            {"CaseID": "2024-001", "SourceApplicationName": "test", "Media": media[:20]},
-            {"CaseID": "2024-002", "Media": media[20:]},
-        ],
-    }
 
 
 def test_vics_hits_exactly_and_keeps_categories(tmp_path: Path, samples, imported) -> None:

@@ -39,7 +39,8 @@ def test_malformed_above_ratio_fails_and_changes_nothing(tmp_path: Path, samples
         imported(write_lines(tmp_path / "b.txt", lines), "s")
     message = str(info.value)
     assert "b.txt: 3 of 200 lines malformed (over 1% fails the import)" in message
-    assert "line 51: md5 'zzzz" in message and "line 199: not a hash" in message and "\n" not in message
+    assert "line 51: md5 value has a non-hex character, not 32 hex digits" in message
+    assert "line 199: not a hash" in message and "\n" not in message and "zz" not in message
     known = KnownItems.open(home)
     assert known.lookup(md5=first[:1] + good[:1]) == [("known-bad", ["s"]), (None, [])]
     assert [s.counts for s in list_hashsets(home)] == [{"md5": 10}]

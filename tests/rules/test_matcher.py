@@ -43,6 +43,26 @@ def test_strongest_category_and_sorted_names(three_sets) -> None:
     assert known.sets() == {"nsrl": "known-good", "vic": "known-bad", "watch": "notable"}
 
 
+def test_many_sets_path_gives_the_same_answers(three_sets, monkeypatch: pytest.MonkeyPatch) -> None:
+    from triage.rules import matcher
+
+    known, md5, sha1 = three_sets
+    fast = known.lookup(md5=md5, sha1=sha1)
+    monkeypatch.setattr(matcher, "_MASK_BITS", 1)
+    assert known.lookup(md5=md5, sha1=sha1) == fast
+
+
+def test_lookup_codes_agree_with_lookup(three_sets) -> None:
+    from triage.rules.catalog import CATEGORIES
+
+    known, md5, sha1 = three_sets
+    category, sets, names = known.lookup_codes(md5=md5, sha1=sha1)
+    assert names == ("nsrl", "vic", "watch")
+    for (cat, in_sets), code, bits in zip(known.lookup(md5=md5, sha1=sha1), category.tolist(), sets.tolist()):
+        assert (CATEGORIES[code] if code >= 0 else None) == cat
+        assert [n for k, n in enumerate(names) if bits >> k & 1] == in_sets
+
+
 def test_hits_detail(three_sets) -> None:
     known, md5, sha1 = three_sets
     (first,) = known.hits(md5=[md5[4]], sha1=[sha1[0]])

@@ -14,55 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from triage_test_fixtures.hashsets import jpeg, scene, variants
+
 from triage.rules.matcher import KnownItems
 from triage.rules.phash import phash_file
 from triage.rules.phashindex import DEFAULT_MAX_DISTANCE
 
 REFERENCES = 24
 STRANGERS = 300
-
-
-def scene(seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    w, h = (int(v) for v in rng.integers(128, 257, 2))
-    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    horizontal = rng.random() < 0.5
-    t = np.linspace(0, 1, w)[None, :, None] if horizontal else np.linspace(0, 1, h)[:, None, None]
-    image = Image.fromarray((c0 * (1 - t) + c1 * t + np.zeros((h, w, 1))).astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(image)
-    for _ in range(int(rng.integers(6, 14))):
-        x0, x1 = sorted(int(v) for v in rng.integers(-w // 4, w + w // 4, 2))
-        y0, y1 = sorted(int(v) for v in rng.integers(-h // 4, h + h // 4, 2))
-        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
-        kind = int(rng.integers(0, 3))
-        if kind == 0:
-            draw.rectangle([x0, y0, x1, y1], fill=colour)
-        elif kind == 1:
-            draw.ellipse([x0, y0, x1, y1], fill=colour)
-        else:
-            draw.polygon([(int(rng.integers(0, w)), int(rng.integers(0, h))) for _ in range(3)], fill=colour)
-    noisy = np.asarray(image).astype(np.int16) + rng.integers(-12, 13, (h, w, 3))
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
-
-
-def jpeg(image: Image.Image, quality: int) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=quality)
-    return out.getvalue()
-
-
-def variants(image: Image.Image) -> dict[str, bytes]:
-    w, h = image.size
-    half = io.BytesIO()
-    image.resize((w // 2, h // 2), Image.Resampling.BILINEAR).save(half, "PNG")
-    big = io.BytesIO()
-    image.resize((w * 3 // 2, h * 3 // 2), Image.Resampling.LANCZOS).save(big, "PNG")
-    return {
-        "half.png": half.getvalue(),
-        "big.png": big.getvalue(),
-        "q40.jpg": jpeg(image, 40),
-        "small-q70.jpg": jpeg(image.resize((w * 3 // 4, h * 3 // 4)), 70),
-    }
 
 
 @pytest.fixture(scope="module")

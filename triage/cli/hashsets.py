@@ -35,10 +35,10 @@ examples:
   triage hashsets remove nsrl
 
 Formats are detected from the file's first bytes; --format overrides. A folder is
-read as reference images (phash of each, plus its MD5/SHA-1/SHA-256). Malformed
+read as reference pictures (phash of each, plus its MD5/SHA-1/SHA-256). Malformed
 lines are skipped and reported; the import fails, changing nothing, when more than
-{MAX_MALFORMED_RATIO:.0%} are malformed (or any, under {SMALL_SOURCE} lines). Pictures match
-within a Hamming distance of {DEFAULT_MAX_DISTANCE} bits by default.
+{MAX_MALFORMED_RATIO:.0%} of them are malformed (or any, under {SMALL_SOURCE} lines).
+Pictures match within a Hamming distance of {DEFAULT_MAX_DISTANCE} bits by default.
 """
 
 

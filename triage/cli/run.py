@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image file (for split raw or E01: the first segment)")
     p.add_argument("-o", "--out", required=True, type=Path, help="output directory")
     add_cluster_options(p)
+    p.add_argument("--home", default=None, metavar="DIR",
+                   help="state directory whose known-item sets every file is checked against "
+                   "(default: $TRIAGE_HOME or ~/.local/share/triage)")
     add_carve_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
@@ -99,10 +102,22 @@ def format_summary(res: RunResult) -> str:
         f"carved {f['carved']:,})",
         f"  hashed {f['hashed']:,} files, {f['hashed_bytes']:,} bytes; images phashed {f['images_phashed']:,}; "
         f"extension mismatches {f['ext_mismatch']:,}; not fully read {f['unreadable']:,}",
+        f"  known-bad {f['known_bad']:,}, notable {f['notable']:,}, known-good {f['known_good']:,}; "
+        f"pictures near a reference image {f['phash_matches']:,}",
         f"  results in {res.out}/ (files.parquet, volumes.parquet, image.json, summary.json)  [{s['seconds']} s]",
     ]
     lines += [f"  ! {p}" for p in res.problems]
     return "\n".join(lines)
+
+
+def announce(event: str, data: dict) -> None:
+    """Known-bad hits are printed the moment their task returns, not at the end."""
+    if event != "known-bad":
+        return
+    how = (f"in {', '.join(data['sets'])}" if data["exact"]
+           else f"near {data['phash_match']} (distance {data['phash_distance']})")
+    path = data["path"].encode("unicode_escape").decode("ascii")  # no terminal control characters
+    print(f"KNOWN-BAD  partition {data['partition']}  {path}  sha256 {data['sha256']}  {how}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         for image, out in zip(args.images, dirs):
             try:
                 res = run_image(image, out, client, overwrite=args.overwrite, progress=not args.no_progress,
-                                carve=args.carve, extract_carved=args.extract_carved)
+                                carve=args.carve, extract_carved=args.extract_carved, home=args.home,
+                                notify=announce)
             except InputError as exc:
                 if len(args.images) == 1:
                     raise
