@@ -61,7 +61,7 @@ class _Active:
 
     @property
     def known_bad(self) -> int:
-        return sum(getattr(r, "known_bad", 0) for r in self.runs)
+        return sum(r.known_bad for r in self.runs)
 
 
 class DispatcherLockedError(TriageError):
@@ -167,7 +167,8 @@ class Dispatcher:
         names = _result_names(job.images)
         runs = [ImageRun(img, jdir / "results" / name if name else jdir / "results",
                          workdir=jdir / "work" / (name or "image"), overwrite=True,
-                         priority=PRIORITIES[job.priority]) for img, name in zip(job.images, names)]
+                         priority=PRIORITIES[job.priority], home=self.home)
+                for img, name in zip(job.images, names)]
         act = _Active(job, runs, generation=job.priority_generation)
         self.active[job.id] = act
         self.queue.update_progress(job, results_dir=str(jdir / "results"), bytes_total=act.bytes_total,
@@ -198,7 +199,7 @@ class Dispatcher:
             except (TriageError, OSError) as exc:
                 self._abandon(act, str(exc))
                 continue
-            summary = _job_summary(act.results)
+            summary = _job_summary(act.results, act.known_bad)
             self.queue.update_progress(act.job, bytes_done=act.bytes_done, files_done=act.files_done,
                                        owner=self.owner)
             self.queue.finish(act.job, self._job_dir(act.job) / "results", summary,
@@ -269,10 +270,10 @@ def _result_names(images: tuple[str, ...]) -> list[str]:
     return [p.name for p in out_dirs(list(images), Path("."))]
 
 
-def _job_summary(results: list[RunResult]) -> dict[str, Any]:
+def _job_summary(results: list[RunResult], known_bad: int) -> dict[str, Any]:
     return {
         "images": [{"out": str(r.out), **r.summary} for r in results],
         "exit_code": max(r.exit_code for r in results),
-        "known_bad_hits": sum(r.summary.get("files", {}).get("known_bad", 0) for r in results),
+        "known_bad_hits": known_bad,  # exact hash hits and near-duplicates of known-bad pictures
         "problems": [p for r in results for p in r.problems],
     }
