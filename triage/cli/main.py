@@ -8,7 +8,8 @@ is caught here only: one line on stderr and the error's documented exit code;
 Exit codes: 0 done; 1 internal error; 2 usage error; 3 bad input, nothing
 triaged (missing/unreadable/unsupported image, bad hash set, unusable OUT);
 4 triaged, but some partitions or files could not be read (see the summary);
-5 no cluster; 6 an E01's stored acquisition hash does not match its content.
+5 no cluster; 6 an E01's stored acquisition hash does not match its content;
+7 the audit log fails verification, or a verb refused to act on a damaged log.
 """
 
 from __future__ import annotations
