@@ -93,6 +93,10 @@ def _counts(counts: dict[str, int]) -> str:
 def run_import(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from triage.audit import AuditLog
+
+    audit = AuditLog.at(_home(args))
+    audit.check_writable()
     with tqdm(unit=" records", disable=not sys.stderr.isatty(), leave=False) as bar:
 
         def progress(done: int) -> None:
@@ -102,6 +106,11 @@ def run_import(args: argparse.Namespace) -> int:
             args.source, args.name, args.category, fmt=args.format, home=_home(args),
             replace=args.replace, max_pixels=args.max_pixels, progress=progress,
         )
+    if not report.noop:
+        audit.append("hashset-import", details={
+            "set": report.name, "category": report.category, "format": report.format, "source": report.source,
+            "source_sha256": report.source_sha256, "entries": report.records - report.malformed,
+            "malformed": report.malformed})
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
@@ -143,6 +152,12 @@ def _row(s: SetRecord) -> tuple[str, ...]:
 
 
 def run_remove(args: argparse.Namespace) -> int:
+    from triage.audit import AuditLog
+
+    audit = AuditLog.at(_home(args))
+    audit.check_writable()
     record = remove_hashset(args.name, _home(args))
+    audit.append("hashset-remove", details={"set": record.name, "category": record.category,
+                                            "counts": record.counts})
     print(f"removed {record.name} ({record.category}: {_counts(record.counts)})")
     return 0

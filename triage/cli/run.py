@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from triage import config
+from triage.audit import AuditLog
 from triage.cluster.connect import connect
 from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--home", default=None, metavar="DIR",
                    help="state directory whose known-item sets every file is checked against "
                    "(default: $TRIAGE_HOME or ~/.local/share/triage)")
+    p.add_argument("--case", default=None, help="case reference recorded with the run in the audit log")
     add_carve_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
@@ -126,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         identify(args.images[0])  # a wrong path fails in a second, before any cluster starts
     worst = 0
     results = []
+    audit = AuditLog.at(args.home)
+    audit.check_writable()  # refuse before any work if the chain of custody cannot be recorded
     with connect(**cluster_settings(args)) as client:
         for image, out in zip(args.images, dirs):
             try:
@@ -142,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
                 raise
             results.append(res)
             worst = max(worst, res.exit_code)
+            audit.append("run", case=args.case, image=res.image, image_hash=res.summary["image"]["sha256"],
+                         details={"out": str(res.out), "exit_code": res.exit_code,
+                                  "files": res.summary["files"]["entries"],
+                                  "known_bad": res.summary["files"]["known_bad"]})
             if args.json:
                 continue
             print(format_summary(res))
