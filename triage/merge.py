@@ -46,18 +46,24 @@ def merge_partition(walk: WalkResult, contents: list[pa.Table], task_errors: dic
 
 
 def dedupe_carved(carved: pa.Table, file_tables: list[pa.Table], owner) -> pa.Table:
-    """Carved rows with their partition set, each offset once, and none that merely repeats an
-    allocated file's content at the same place (possible when carving all of the image)."""
+    """Carved rows with their partition set, none inside another carved object, and none that
+    merely repeats an allocated file's content at the same place (possible when carving all of
+    the image). The answer is then the same whatever the chunking."""
     seen_files = set()
     for t in file_tables:
         alloc = t.filter(pc.equal(t.column("source"), "allocated")).select(["offset", "sha256"]).to_pylist()
         seen_files.update((r["offset"], r["sha256"]) for r in alloc if r["offset"] is not None)
     carved = carved.sort_by([("offset", "ascending"), ("length", "descending")])
-    keep, parts, last = [], [], None
-    for i, (off, sha) in enumerate(zip(carved.column("offset").to_pylist(), carved.column("sha256").to_pylist())):
-        if off == last or (off, sha) in seen_files:
+    keep, parts, cover_end = [], [], -1
+    offsets, lengths = carved.column("offset").to_pylist(), carved.column("length").to_pylist()
+    for i, (off, n, sha) in enumerate(zip(offsets, lengths, carved.column("sha256").to_pylist())):
+        if off + n <= cover_end:
+            # inside an object already kept (the same one from an overlapping chunk, or a member
+            # of a container that crossed a chunk or extent boundary): part of that object
             continue
-        last = off
+        cover_end = max(cover_end, off + n)
+        if (off, sha) in seen_files:
+            continue  # an allocated file found again; what it contains is its content too
         keep.append(i)
         parts.append(owner(off))
     carved = carved.take(pa.array(keep, type=pa.int64()))
