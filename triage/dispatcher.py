@@ -175,6 +175,7 @@ class Dispatcher:
                                    bytes_done=act.bytes_done, owner=self.owner)
         self.audit.append_job("start", job, details={"attempt": job.attempts, "dispatcher": self.owner,
                                                      "resumed_bytes": act.bytes_done})
+        self._escalate(act)  # hits already in a resumed job's checkpoints count too
 
     # -- driving -----------------------------------------------------------------------------------
     def _fill(self) -> None:
@@ -189,6 +190,8 @@ class Dispatcher:
             run.on_done(fut)
         except TriageError as exc:
             self._abandon(act, f"{run.ref.path}: {exc}")
+            return
+        self._escalate(act)
 
     def _finish_ready(self) -> None:
         for jid, act in list(self.active.items()):
@@ -212,7 +215,7 @@ class Dispatcher:
             del self.active[jid]
 
     def _sync(self) -> None:
-        """Report progress; act on cancel requests, priority changes and escalation."""
+        """Report progress; act on cancel requests and priority changes made through the queue."""
         now = time.monotonic()
         for jid, act in list(self.active.items()):
             if now - act.last_report < self.poll:
@@ -236,14 +239,21 @@ class Dispatcher:
                 act.generation = job.priority_generation
                 for run in act.runs:
                     run.reprioritize(PRIORITIES[job.priority])
-            if self.escalate_to and act.known_bad and not act.escalated:
-                act.escalated = True
-                if PRIORITIES[self.escalate_to] > PRIORITIES[job.priority]:
-                    changed = self.queue.prioritize(job.case, self.escalate_to)
-                    for j in changed:
-                        self.audit.append_job("escalate", j, details={
-                            "to": self.escalate_to, "rule": "known-bad hit", "trigger_job": jid,
-                            "known_bad_hits": act.known_bad})
+
+    def _escalate(self, act: _Active) -> None:
+        """The configured rule: a case with a known-bad hit is raised at once, all its jobs."""
+        if not self.escalate_to or not act.known_bad or act.escalated:
+            return
+        act.escalated = True
+        if PRIORITIES[self.escalate_to] <= PRIORITIES[act.job.priority]:
+            return
+        for j in self.queue.prioritize(act.job.case, self.escalate_to):
+            self.audit.append_job("escalate", j, details={
+                "to": self.escalate_to, "rule": "known-bad hit", "trigger_job": act.job.id, "known_bad_hits": act.known_bad})
+            if j.id in self.active:
+                for run in self.active[j.id].runs:
+                    run.reprioritize(PRIORITIES[self.escalate_to])
+                self.active[j.id].generation = j.priority_generation
 
     def _drop(self, act: _Active) -> None:
         for run in act.runs:
