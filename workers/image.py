@@ -259,8 +259,11 @@ def open_image(ref: ImageRef) -> pytsk3.Img_Info:
     return img
 
 
-def iter_media(ref: ImageRef, chunk: int = 4 << 20) -> Iterator[bytes]:
-    """The image's media bytes in order (for the image hash), streamed in bounded chunks."""
+def iter_media(ref: ImageRef, chunk: int = 4 << 20) -> Iterator[bytes | memoryview]:
+    """The image's media bytes in order (for the image hash), streamed in bounded chunks.
+
+    A yielded chunk is only valid until the next one is asked for (the buffer is reused).
+    """
     if ref.format == "ewf":
         handle = open_ewf(ref)
         try:
@@ -269,7 +272,9 @@ def iter_media(ref: ImageRef, chunk: int = 4 << 20) -> Iterator[bytes]:
         finally:
             handle.close()
         return
+    buf = bytearray(chunk)  # one buffer reused: no 4 MiB allocation per read
+    view = memoryview(buf)
     for seg in ref.segments:
-        with open(seg, "rb") as f:
-            while data := f.read(chunk):
-                yield data
+        with open(seg, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                yield view[:n]

@@ -77,6 +77,7 @@ def hashing_limit(image: Path, nbytes: int, procs: int) -> tuple[float, float]:
 @dataclass
 class FiwalkCount:
     seconds: float
+    cpu: float  # user+system of the fiwalk process: what its wall time is on an idle core
     fileobjects: int = 0
     regular: int = 0  # name_type r and meta_type 1 (a regular file), as triage's 'r/r'
     regular_bytes: int = 0
@@ -90,9 +91,12 @@ def _local(tag: str) -> str:
 def run_fiwalk(image: Path, xml: Path, libmagic: bool) -> FiwalkCount:
     cmd = ["fiwalk", *(["-f"] if libmagic else []), "-X", str(xml), str(image)]
     xml.unlink(missing_ok=True)
+    c0 = os.times()
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    res = FiwalkCount(time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    c1 = os.times()
+    res = FiwalkCount(wall, c1.children_user + c1.children_system - c0.children_user - c0.children_system)
     for _, el in ET.iterparse(xml, events=("end",)):
         if _local(el.tag) != "fileobject":
             continue

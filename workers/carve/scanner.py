@@ -107,6 +107,11 @@ def scan(
     while w < end:
         wend = min(w + window, end)
         buf = reader.read(w, wend - w + lookahead)
+        if buf.count(0) == len(buf):
+            # wiped or never-written space: no header starts with a zero byte, so nothing to
+            # find; one C-speed count instead of a search per header
+            w = max(wend, resume)
+            continue
         hits = heapq.merge(*(_header_hits(buf, w, wend, h) for h in sorted(by_header)))
         for offset, header in hits:
             if offset < resume:
