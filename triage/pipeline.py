@@ -34,10 +34,10 @@ from triage.plan import plan_batches
 from triage.rules.errors import InputError
 from triage.store import Staging, write_json, write_parquet
 from triage.workers.carving import carve_chunk
-from triage.workers.content import read_content
+from triage.workers.content import read_content, read_segment
 from triage.workers.image import identify
 from triage.workers.media import MediaDigest, hash_media
-from triage.workers.refs import ContentOptions, ImageRef, KnownRef, VolumeRef
+from triage.workers.refs import ContentOptions, ImageRef, KnownRef, Segment, VolumeRef
 from triage.workers.volumes import Partition, list_partitions
 from triage.workers.walk import WALK_SCHEMA, WalkResult, walk_filesystem
 
@@ -76,6 +76,11 @@ def content_options() -> tuple[ContentOptions, int, int]:
         max_image_pixels=int(config.get("content.max-image-pixels")),
     )
     return opts, config.get_bytes("content.batch-bytes"), int(config.get("content.batch-files"))
+
+
+def split_bytes() -> int:
+    """Files larger than this are read by a chain of segment tasks (at least the image-decode bound)."""
+    return max(config.get_bytes("content.split-bytes"), config.get_bytes("content.max-image-bytes"))
 
 
 class Progress:
@@ -120,7 +125,8 @@ class ImageRun:
         self.carve_chunk = config.get_bytes("carve.chunk-bytes")
         self.carve_overlap = config.get_bytes("carve.overlap")
         self.known = known_ref(home)
-        plan = {"known": known_state(self.known), "tool": __version__, "image": self.ref.path, "size": self.ref.size, "batch_bytes": self.batch_bytes,
+        self.split_bytes = split_bytes()
+        plan = {"known": known_state(self.known), "tool": __version__, "split": self.split_bytes, "image": self.ref.path, "size": self.ref.size, "batch_bytes": self.batch_bytes,
                 "batch_files": self.batch_files, "options": self.opts.__dict__, "carve": self.carve,
                 "carve_chunk": self.carve_chunk, "carve_overlap": self.carve_overlap, "extract": extract_carved}
         self.ck = Checkpoints(Path(workdir) if workdir else self.staging.dir / ".work", plan)
@@ -137,6 +143,7 @@ class ImageRun:
         self.notify = notify or (lambda event, data: None)
         self.bar = Progress(progress, Path(self.ref.path).name)
         self.todo: deque[_Task] = deque()
+        self._submitted = 0
         self.inflight: dict[str, tuple[_Task, Any]] = {}
         self.parts: list[Partition] | None = None
         self.vols: dict[int, VolumeRef] = {}
@@ -200,20 +207,26 @@ class ImageRun:
         if self.carve == "unalloc":
             part = next(p for p in self.parts or [] if p.index == idx)
             self._plan_carving(str(idx), partition_extents(part, walk, self.ref.size))
-        batches = plan_batches(self.vols[idx], walk.table, self.batch_bytes, self.batch_files, self.opts, self.known)
+        batches = plan_batches(self.vols[idx], walk.table, self.batch_bytes, self.batch_files, self.opts, self.known,
+                               self.split_bytes)
         for i, batch in enumerate(batches):
             name = f"content-{idx}-{i:05d}"
-            self.bytes_total += batch.nbytes
+            segmented = isinstance(batch, Segment)
+            total = batch.item.size if segmented else batch.nbytes
+            self.bytes_total += total
+            self.bar.grow(total)
             done = self.ck.load_result(name)
             if done is not None:
                 self._found(done, walk)
                 self.contents[idx].append(done)
-                self.bytes_done += batch.nbytes
-                self.files_done += len(batch.items)
+                self.bytes_done += total
+                self.files_done += 1 if segmented else len(batch.items)
+                continue
+            if segmented:
+                self.todo.append(_Task(name, "segment", read_segment, batch, PRIORITY_BIG, batch.nbytes))
                 continue
             prio = PRIORITY_BIG if batch.nbytes >= self.batch_bytes else PRIORITY_CONTENT
             self.todo.append(_Task(name, "content", read_content, batch, prio, batch.nbytes))
-        self.bar.grow(sum(b.nbytes for b in batches))
 
     def _found(self, table: pa.Table, walk: WalkResult | None = None) -> None:
         """Announce known-bad files (exact or near-duplicate) the moment their task is back."""
@@ -250,8 +263,10 @@ class ImageRun:
         self.todo = deque(ordered)
         while self.todo and (limit is None or len(self.inflight) < limit):
             task = self.todo.popleft()
+            self._submitted += 1  # a segment chain reuses its name: keys must still be unique
             fut = client.submit(task.func, task.arg, priority=self.priority * 1000 + task.priority,
-                                key=f"{task.kind}-{self.ref.path}-{task.name}-{id(self)}", pure=False)
+                                key=f"{task.kind}-{self.ref.path}-{task.name}-{id(self)}-{self._submitted}",
+                                pure=False)
             self.inflight[fut.key] = (task, fut)
             new.append(fut)
         return new
@@ -294,6 +309,23 @@ class ImageRun:
                 self.carved.append(table)
             self.bytes_done += task.nbytes
             self.bar.done(task.nbytes)
+        elif task.kind == "segment":
+            seg = task.arg
+            idx = seg.volume.index
+            self.bytes_done += task.nbytes
+            self.bar.done(task.nbytes)
+            if isinstance(result, Segment):  # the file goes on: the next link, with the hash state
+                self.todo.append(_Task(task.name, "segment", read_segment, result, task.priority, result.nbytes))
+            else:
+                if isinstance(result, Exception):
+                    self.task_errors[idx][seg.item.row] = f"content task failed: {_describe(result)}"
+                else:
+                    table = pa.Table.from_batches([result])
+                    self.ck.save_result(task.name, table)
+                    self._found(table, self.walks[idx])
+                    self.contents[idx].append(table)
+                self.bytes_done += seg.item.size - seg.end  # what a failed chain will not read
+                self.files_done += 1
         else:
             batch = task.arg
             idx = batch.volume.index

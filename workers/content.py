@@ -25,7 +25,7 @@ from PIL import Image
 from triage.rules.errors import FilesystemError, ImageHashError
 from triage.workers.image import TSK_ERRORS, _oneline
 from triage.workers.known import KNOWN_COLUMNS, apply_known
-from triage.workers.refs import ContentBatch, ContentItem, ContentOptions
+from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, Segment
 from triage.workers.schema import FILES_SCHEMA
 from triage.workers.volumes import open_fs
 
@@ -200,4 +200,48 @@ def read_content(batch: ContentBatch) -> pa.RecordBatch:
         for item in batch.items:
             _read_one(fs, item, batch.options, out)
     apply_known(out, batch.known)
+    return pa.RecordBatch.from_pydict(out, schema=CONTENT_SCHEMA)
+
+
+def read_segment(seg: Segment) -> Segment | pa.RecordBatch:
+    """Read and hash one segment of a huge file.
+
+    Returns the next :class:`Segment` (carrying the hash state and the type found in the
+    first bytes) while the file goes on, and the file's content row, like
+    :func:`read_content`, once it ends or cannot be read further.
+    """
+    from triage.workers.resumable import ResumableHashes
+
+    hashes = ResumableHashes(seg.state)
+    opts, item = seg.options, seg.item
+    mime, magic_desc = seg.mime, seg.magic
+    status = "ok"
+    pos = seg.start
+    try:
+        read = _file_reader(open_fs(seg.volume), item)
+        while pos < seg.end:
+            data = read(pos, min(opts.chunk_bytes, seg.end - pos))
+            if not data:
+                status = f"short: TSK returns {pos} of {item.size} bytes (sparse or uninitialised)"
+                break
+            if pos == 0:
+                mime_m, desc_m = _magic()
+                head = data[: opts.magic_bytes]
+                mime, magic_desc = mime_m.from_buffer(head), desc_m.from_buffer(head)
+            hashes.update(data)
+            pos += len(data)
+    except (*TSK_ERRORS, FilesystemError) as exc:
+        status = (f"unreadable: {_oneline(exc)}" if pos == 0
+                  else f"partial: read error at byte {pos} of {item.size}: {_oneline(exc)}")
+    if status == "ok" and not seg.last:
+        return Segment(seg.volume, item, seg.end, min(item.size, seg.end + seg.nbytes), opts, seg.known,
+                       hashes.state(), mime, magic_desc)
+    readable = not status.startswith("unreadable")
+    digests = hashes.hexdigests()
+    out: dict[str, list] = {
+        "row": [item.row], **{a: [digests[a] if readable else None] for a in ("md5", "sha1", "sha256")},
+        "mime": [mime], "magic": [magic_desc], "ext_mismatch": [ext_mismatch(item.name, mime)],
+        "phash": [None], "status": [status],
+    }
+    apply_known(out, seg.known)
     return pa.RecordBatch.from_pydict(out, schema=CONTENT_SCHEMA)

@@ -119,7 +119,36 @@ class ContentBatch:
         return sum(i.size for i in self.items)
 
 
-_TYPES = {c.__name__: c for c in (ImageRef, VolumeRef, ContentItem, ContentOptions, KnownRef, ContentBatch)}
+@dataclass(frozen=True)
+class Segment:
+    """Bytes ``[start, end)`` of one huge file: one link of a chain of tasks that hands the hash
+    state (and the type found at the start) from each link to the next, never content."""
+
+    volume: VolumeRef
+    item: ContentItem
+    start: int
+    end: int
+    options: ContentOptions = ContentOptions()
+    known: KnownRef | None = None
+    state: bytes | None = None
+    mime: str | None = None
+    magic: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.start, int) and 0 <= self.start < self.end <= self.item.size,
+               "Segment: need 0 <= start < end <= size")
+        _check((self.start == 0) == (self.state is None), "Segment: a state exactly when start > 0")
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+    @property
+    def last(self) -> bool:
+        return self.end == self.item.size
+
+
+_TYPES = {c.__name__: c for c in (ImageRef, VolumeRef, ContentItem, ContentOptions, KnownRef, ContentBatch, Segment)}
 
 
 def to_json(obj: Any) -> str:
@@ -132,6 +161,8 @@ def to_json(obj: Any) -> str:
             return d
         if isinstance(o, (list, tuple)):
             return [enc(x) for x in o]
+        if isinstance(o, bytes):
+            return {"__bytes__": o.hex()}
         return o
 
     return json.dumps(enc(obj), sort_keys=True, separators=(",", ":"))
@@ -141,6 +172,8 @@ def from_json(text: str) -> Any:
     """Inverse of :func:`to_json`."""
 
     def dec(o: Any) -> Any:
+        if isinstance(o, dict) and "__bytes__" in o:
+            return bytes.fromhex(o["__bytes__"])
         if isinstance(o, dict):
             kind = o.pop("__type__", None)
             vals = {k: dec(v) for k, v in o.items()}
