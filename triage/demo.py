@@ -1,8 +1,8 @@
 """The sample device the project generates for itself: a small MBR disk with two
 ext filesystems (allocated and deleted files, images, a lying extension), a
 partition holding no filesystem, and two pictures only carving finds. Built with e2fsprogs (`mke2fs -d`, `debugfs`),
-no mounting, no root; the partition table is written here. Deterministic: the
-same versions produce the same bytes.
+no mounting, no root; the partition table is written here. The files' contents are
+the same on every build (seeded); timestamps and so the image hash are not.
 """
 
 from __future__ import annotations
