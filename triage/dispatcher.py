@@ -109,6 +109,10 @@ class Dispatcher:
         """Work the queue until stopped (SIGTERM/SIGINT), or with ``once`` until it is empty."""
         self._take_lock()
         for job in self.queue.requeue_orphans():
+            if job.state == "cancelled":  # its cancel was asked for while no dispatcher ran
+                shutil.rmtree(self._job_dir(job), ignore_errors=True)  # partial output and checkpoints
+                self.audit.append_job("cancel", job, details={"when": "dispatcher restart"})
+                continue
             log.info("requeued orphaned job %s", job.id)
             self.audit.append_job("requeue", job, details={"reason": "dispatcher restarted"})
         previous = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -232,6 +236,7 @@ class Dispatcher:
             act.job = job
             if job.cancel_requested:
                 self._drop(act)
+                shutil.rmtree(self._job_dir(job), ignore_errors=True)  # nothing half-done stays
                 self.queue.mark_cancelled(job, owner=self.owner)
                 self.audit.append_job("cancel", job, details={"when": "running", "bytes_done": act.bytes_done})
                 continue

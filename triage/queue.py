@@ -411,9 +411,9 @@ class Queue:
 
     # -- the dispatcher's side ------------------------------------------------------------
 
-    def _reclaim(self, conn: sqlite3.Connection, now: float) -> list[int]:
+    def _reclaim(self, conn: sqlite3.Connection, now: float, all_running: bool = False) -> list[int]:
         rows = conn.execute("SELECT seq, cancel_requested FROM jobs WHERE state = 'running' "
-                            "AND heartbeat + lease_seconds < ?", (now,)).fetchall()
+                            "AND (? OR heartbeat + lease_seconds < ?)", (all_running, now)).fetchall()
         for r in rows:
             if r["cancel_requested"]:
                 conn.execute("UPDATE jobs SET state = 'cancelled', finished = ?, dispatcher = NULL, "
@@ -439,7 +439,7 @@ class Queue:
         """
         now = self.clock()
         with self._tx(write=True) as conn:
-            return [self._job(self._row(conn, now, s)) for s in self._reclaim(conn, float("inf"))]
+            return [self._job(self._row(conn, now, s)) for s in self._reclaim(conn, now, all_running=True)]
 
     def claim_next(self, owner: str, lease_seconds: float | None = None) -> Job | None:
         """Take the next job for ``owner`` (reclaiming expired leases first), or None."""

@@ -33,6 +33,18 @@ def write_json(obj: Any, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _remove_stale(out: Path) -> None:
+    """Staging directories left by a killed run (their process is gone) are removed."""
+    for d in out.glob(".partial-*"):
+        try:
+            pid = int(d.name.split("-")[1])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 class Staging:
     """A hidden directory inside ``out`` that becomes the results at :meth:`commit`."""
 
@@ -47,7 +59,8 @@ class Staging:
             raise InputError(f"{out}: already holds results; choose another directory or pass --overwrite")
         try:
             out.mkdir(parents=True, exist_ok=True)
-            self.dir = out / f".partial-{uuid.uuid4().hex}"
+            _remove_stale(out)
+            self.dir = out / f".partial-{os.getpid()}-{uuid.uuid4().hex}"
             self.dir.mkdir()
         except OSError as exc:
             raise InputError(f"{out}: cannot create output directory: {exc.strerror}") from exc

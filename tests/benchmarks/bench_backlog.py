@@ -38,9 +38,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark modules, not the repo root
 
 import probes  # noqa: E402
+from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 
 MIB = 1 << 20
 LOWS = 6
+WORKERS = 2
 
 
 def _fixtures() -> Any:
@@ -58,6 +60,36 @@ def _fixtures() -> Any:
 
 
 backlog = _fixtures()
+
+
+class TaskClock(SchedulerPlugin):
+    """A scheduler plugin: the compute interval of every task that finishes (key, start, stop), so the
+    share of the workers a job got can be told apart from time its tasks spent waiting."""
+
+    name = "bench-task-clock"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spans: list[tuple[str, float, float]] = []
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if start == "processing" and finish == "memory":
+            for ss in kwargs.get("startstops") or ():
+                if ss.get("action") == "compute":
+                    self.spans.append((str(key), ss["start"], ss["stop"]))
+
+    def shares(self, disk: Path, t0: float, t1: float, workers: int) -> str:
+        """Worker time in [t0, t1]: on ``disk``'s tasks, on other tasks, idle."""
+        mine = other = 0.0
+        for key, a, b in self.spans:
+            overlap = max(0.0, min(b, t1) - max(a, t0))
+            if str(disk) in key:
+                mine += overlap
+            else:
+                other += overlap
+        total = workers * (t1 - t0)
+        return (f"of {total:.1f} worker-s: {mine:.1f} on its tasks, {other:.1f} on other jobs' tasks, "
+                f"{max(0.0, total - mine - other):.1f} idle")
 
 
 def epoch(iso_z: str) -> float:
@@ -80,12 +112,15 @@ class Scenario:
     def submit(self, disk: Path, exhibit: str, priority: str) -> str:
         return backlog.submit(self.home, disk, "BENCH-" + priority.upper(), exhibit, priority)
 
-    def wait(self, ids: list[str], what: str, check, timeout: float = 1800) -> dict[str, dict]:
+    def wait(self, ids: list[str], what: str, check, overall=None, timeout: float = 600) -> dict[str, dict]:
+        """Poll until ``check(job)`` holds for every job in ``ids`` (and ``overall(jobs)`` for them all)."""
+
         def poll() -> dict[str, dict] | None:
             if not self.serve.alive():
                 raise SystemExit(f"dispatcher exited:\n{self.serve.log_tail()}")
             now = backlog.peek(self.home)
-            return now if all(check(now[i]) for i in ids) else None
+            ok = all(check(now[i]) for i in ids) and (overall is None or overall([now[i] for i in ids]))
+            return now if ok else None
 
         return backlog.wait_for(what, poll, timeout, interval=0.05, explain=self.serve.log_tail)
 
@@ -110,7 +145,8 @@ class Scenario:
         self.serve.close()
 
 
-def critical_alone(root: Path, addr: str, env: dict[str, str], disk: Path, warm: Path) -> float:
+def critical_alone(root: Path, addr: str, env: dict[str, str], disk: Path, warm: Path,
+                   clock: TaskClock) -> dict:
     """Seconds from `triage submit` to the finish record, with the dispatcher idle and waiting."""
     s = Scenario(root, "critical-alone", addr, env, None)
     try:
@@ -119,25 +155,30 @@ def critical_alone(root: Path, addr: str, env: dict[str, str], disk: Path, warm:
         t0 = time.time()
         job = s.submit(disk, "C/1", "critical")
         s.done([job])
-        return s.times()[job]["finish"] - t0
+        t1 = s.times()[job]["finish"]
+        return {"seconds": t1 - t0, "shares": clock.shares(disk, t0, t1, WORKERS)}
     finally:
         s.close()
 
 
-def critical_behind_lows(root: Path, addr: str, env: dict[str, str], disk: Path, lows: list[Path]) -> dict:
+def critical_behind_lows(root: Path, addr: str, env: dict[str, str], disk: Path, lows: list[Path],
+                         clock: TaskClock) -> dict:
     s = Scenario(root, "critical-behind-lows", addr, env, None)
     try:
         ids = [s.submit(d, f"L/{n}", "low") for n, d in enumerate(lows)]
         s.serve.start()
-        at = s.wait(ids, "the low jobs to be running", lambda j: j["state"] == "running" and j["bytes_done"] > 0)
+        # all six claimed and work under way (the cluster busy with them); not "each has bytes done": with a
+        # wide window one low job can finish before the last one has completed a task
+        at = s.wait(ids, "the low jobs to be running, work under way", lambda j: j["state"] == "running",
+                    overall=lambda jobs: sum(j["bytes_done"] for j in jobs) > 0)
         t0 = time.time()
         job = s.submit(disk, "C/1", "critical")
         s.done([job])
-        t_crit = s.times()[job]["finish"] - t0
+        t1 = s.times()[job]["finish"]
         now = backlog.peek(s.home)
         progress = {i: (at[i]["bytes_done"] / at[i]["bytes_total"], now[i]["bytes_done"] / now[i]["bytes_total"],
                         now[i]["state"]) for i in ids}
-        return {"seconds": t_crit, "lows": progress}
+        return {"seconds": t1 - t0, "lows": progress, "shares": clock.shares(disk, t0, t1, WORKERS)}
     finally:
         s.close()  # the lows are not needed past this point
 
@@ -192,25 +233,30 @@ def main() -> None:
     if args.worker_saturation is not None:
         dask.config.set({"distributed.scheduler.worker-saturation": args.worker_saturation})
     print(f"worker-saturation: {dask.config.get('distributed.scheduler.worker-saturation')}")
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
+    cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0")
     client = Client(cluster)
+    clock = TaskClock()
+    cluster.scheduler.add_plugin(clock, name=TaskClock.name)  # the scheduler runs in this process
     addr = cluster.scheduler_address
-    print(f"one cluster for everything: {addr}, 2 workers x 1 thread; state dirs under {runs}")
+    print(f"one cluster for everything: {addr}, {WORKERS} workers x 1 thread; state dirs under {runs}")
     try:
         crit, lows = disks[0], disks[1:]
         with probes.Load() as load:
-            critical_alone(runs, addr, env, disks[-1], warm)  # warm the workers (imports, libmagic, caches)
+            critical_alone(runs, addr, env, disks[-1], warm, clock)  # warm the workers (imports, libmagic, caches)
         print(f"warm-up job: {load.wall:.1f} s")
 
         alone, behind = [], []
         for i in range(args.repeat):
             with probes.Load() as la:
-                alone.append(critical_alone(runs, addr, env, crit, warm))
+                got = critical_alone(runs, addr, env, crit, warm, clock)
+            alone.append(got["seconds"])
             print(f"(a) critical alone           run {i + 1}: {alone[-1]:6.2f} s  {la.note()}")
+            print(f"      {got['shares']}")
             with probes.Load() as lb:
-                got = critical_behind_lows(runs, addr, env, crit, lows)
+                got = critical_behind_lows(runs, addr, env, crit, lows, clock)
             behind.append(got["seconds"])
             print(f"(a) critical behind {LOWS} lows   run {i + 1}: {behind[-1]:6.2f} s  {lb.note()}")
+            print(f"      {got['shares']}")
             for j, (then, now, state) in got["lows"].items():
                 print(f"      low {j}: {100 * then:5.1f}% done when the critical job arrived, "
                       f"{100 * now:5.1f}% when it finished ({state})")
