@@ -121,9 +121,11 @@ class Dispatcher:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
-            for act in list(self.active.values()):  # stopped: in-flight work is checkpointed, leases lapse
+            for act in list(self.active.values()):  # stopped: finished tasks are checkpointed
                 for run in act.runs:
                     run.cancel(self.client)
+            for job in self.queue.requeue_orphans():  # back in line now, not "running" with no dispatcher
+                self.audit.append_job("requeue", job, details={"reason": "dispatcher stopped"})
             self.queue.close()
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
@@ -160,8 +162,8 @@ class Dispatcher:
                 return
             try:
                 self._start(job)
-            except TriageError as exc:
-                self._fail(job, str(exc))
+            except Exception as exc:  # noqa: BLE001 - fail this job, keep working the queue
+                self._fail(job, str(exc) if isinstance(exc, TriageError) else f"{type(exc).__name__}: {exc}")
 
     def _job_dir(self, job: Job) -> Path:
         return self.home / "jobs" / job.id
@@ -192,8 +194,9 @@ class Dispatcher:
         act = next(a for a in self.active.values() if run in a.runs)
         try:
             run.on_done(fut)
-        except TriageError as exc:
-            self._abandon(act, f"{run.ref.path}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one job's failure (a lost worker, a full disk) must not stop the backlog
+            self._abandon(act, f"{run.ref.path}: {exc}" if isinstance(exc, TriageError)
+                          else f"{run.ref.path}: {type(exc).__name__}: {exc}")
             return
         self._escalate(act)
 
@@ -264,6 +267,8 @@ class Dispatcher:
         for run in act.runs:
             run.cancel(self.client)
             run.abort()
+            for key in [k for k, r in self.futures.items() if r is run]:
+                del self.futures[key]
         self.active.pop(act.job.id, None)
 
     def _abandon(self, act: _Active, reason: str) -> None:

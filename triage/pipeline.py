@@ -116,19 +116,20 @@ class ImageRun:
                  notify: Callable[[str, dict], None] | None = None) -> None:
         self.started = dt.datetime.now(dt.timezone.utc)
         self.t0 = time.perf_counter()
-        self.ref: ImageRef = identify(image)
-        self.staging = Staging(Path(out), overwrite=overwrite, evidence=self.ref.segments)
-        self.opts, self.batch_bytes, self.batch_files = content_options()
         self.carve = carve or str(config.get("carve.mode"))
         if self.carve not in CARVE_MODES:
             raise InputError(f"carve mode {self.carve!r} unknown; choose one of {', '.join(CARVE_MODES)}")
+        self.ref: ImageRef = identify(image)
+        self.opts, self.batch_bytes, self.batch_files = content_options()
         self.carve_chunk = config.get_bytes("carve.chunk-bytes")
         self.carve_overlap = config.get_bytes("carve.overlap")
         self.known = known_ref(home)
         self.split_bytes = split_bytes()
-        plan = {"known": known_state(self.known), "tool": __version__, "split": self.split_bytes, "image": self.ref.path, "size": self.ref.size, "batch_bytes": self.batch_bytes,
-                "batch_files": self.batch_files, "options": self.opts.__dict__, "carve": self.carve,
-                "carve_chunk": self.carve_chunk, "carve_overlap": self.carve_overlap, "extract": extract_carved}
+        self.staging = Staging(Path(out), overwrite=overwrite, evidence=self.ref.segments)
+        plan = {"known": known_state(self.known), "tool": __version__, "image": self.ref.path, "size": self.ref.size,
+                "batch_bytes": self.batch_bytes, "batch_files": self.batch_files, "split": self.split_bytes,
+                "options": self.opts.__dict__, "carve": self.carve, "carve_chunk": self.carve_chunk,
+                "carve_overlap": self.carve_overlap, "extract": extract_carved}
         self.ck = Checkpoints(Path(workdir) if workdir else self.staging.dir / ".work", plan)
         self.extract_dir = str(self.ck.dir / "carved") if extract_carved else None
         self.known_bad = 0
@@ -232,7 +233,7 @@ class ImageRun:
         """Announce known-bad files (exact or near-duplicate) the moment their task is back."""
         if "known" not in table.schema.names:
             return
-        cols = table.select([c for c in ("row", "path", "partition", "known", "hashset_hits", "sha256",
+        cols = table.select([c for c in ("row", "path", "offset", "known", "hashset_hits", "sha256",
                                          "phash_match", "phash_distance") if c in table.schema.names]).to_pylist()
         bad_sets = {n for n, c in (self.known_sets or {}).items() if c == "known-bad"}
         for r in cols:
@@ -244,7 +245,7 @@ class ImageRun:
                 path = walk.table.column("path")[r["row"]].as_py()
                 partition = walk.partition
             else:  # a carved object: its partition is the volume-table entry holding its offset
-                path, partition = r["path"], Owner(self.parts or [])(int(r["path"].split("/")[1].split(".")[0]))
+                path, partition = r["path"], Owner(self.parts or [])(r["offset"])
             self.notify("known-bad", {"image": self.ref.path, "partition": partition, "path": path,
                                       "sha256": r["sha256"], "sets": r["hashset_hits"] or [],
                                       "exact": r["known"] == "known-bad", "phash_match": r["phash_match"],
