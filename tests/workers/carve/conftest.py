@@ -21,6 +21,8 @@ import pytest
 from hypothesis import strategies as st
 from PIL import Image
 
+from triage_test_fixtures.carving import _exif_with_thumbnail, _save  # noqa: F401 - used by the samples
+
 from triage.workers.carve import BytesReader, scan
 
 #: (offset, length, sha256, type) of one object, as planted or as carved
@@ -37,27 +39,6 @@ def _image(size: tuple[int, int] = (96, 64), seed: int = 0) -> Image.Image:
     im = Image.new("RGB", size)
     im.putdata([(rnd.randrange(256), (x * 7) % 256, (x * 3) % 256) for x in range(size[0] * size[1])])
     return im
-
-
-def _save(im: Image.Image, fmt: str, **kw: object) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def _exif_with_thumbnail(thumb: bytes) -> bytes:
-    """An EXIF APP1 payload whose IFD1 carries a JPEG thumbnail (how cameras store one)."""
-    ifd1_off = 8 + 18
-    thumb_off = ifd1_off + 30
-    tiff = b"MM\x00\x2a" + struct.pack(">I", 8)
-    ifd0 = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 1, 0) + struct.pack(">I", ifd1_off)
-    ifd1 = (
-        struct.pack(">H", 2)
-        + struct.pack(">HHII", 0x0201, 4, 1, thumb_off)
-        + struct.pack(">HHII", 0x0202, 4, 1, len(thumb))
-        + struct.pack(">I", 0)
-    )
-    return b"Exif\x00\x00" + tiff + ifd0 + ifd1 + thumb
 
 
 def _handmade_pdf(update: bool = False) -> bytes:
