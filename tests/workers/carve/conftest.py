@@ -11,7 +11,6 @@ import hashlib
 import io
 import random
 import sqlite3
-import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
