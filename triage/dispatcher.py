@@ -34,6 +34,7 @@ from triage.pipeline import ImageRun, RunResult
 from triage.queue import PRIORITIES, Job, Queue
 from triage.rules.errors import InputError, TriageError
 from triage.rules.home import state_dir
+from triage.store import out_dirs
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +284,6 @@ class Dispatcher:
 
 
 def _result_names(images: tuple[str, ...]) -> list[str]:
-    from triage.cli.run import out_dirs
-
     if len(images) == 1:
         return [""]
     return [p.name for p in out_dirs(list(images), Path("."))]

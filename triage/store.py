@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -22,6 +23,23 @@ from triage.rules.errors import InputError
 
 RESULT_FILES = ("files.parquet", "volumes.parquet", "image.json")
 MARKER = "summary.json"
+
+
+def out_dirs(images: list[str], out: Path) -> list[Path]:
+    """One image: OUT itself. Several: OUT/<image name>, made unique and safe."""
+    if len(images) == 1:
+        return [out]
+    seen: set[str] = set()
+    dirs = []
+    for img in images:
+        base = re.sub(r"[^\w.-]", "_", Path(img).name).lstrip(".") or "image"
+        name, n = base, 2
+        while name in seen:
+            name, n = f"{base}-{n}", n + 1
+        seen.add(name)
+        dirs.append(out / name)
+    return dirs
+
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from triage.audit import AuditLog
 from triage.cluster.connect import connect
 from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
+from triage.store import out_dirs
 from triage.workers.image import identify
 
 EXAMPLE = """examples:
@@ -69,22 +69,6 @@ def cluster_settings(args: argparse.Namespace) -> dict:
         "threads_per_worker": int(config.get("cluster.threads-per-worker")),
         "memory_limit": config.get("cluster.memory-limit"),
     }
-
-
-def out_dirs(images: list[str], out: Path) -> list[Path]:
-    """One image: OUT itself. Several: OUT/<image name>, made unique and safe."""
-    if len(images) == 1:
-        return [out]
-    seen: set[str] = set()
-    dirs = []
-    for img in images:
-        base = re.sub(r"[^\w.-]", "_", Path(img).name).lstrip(".") or "image"
-        name, n = base, 2
-        while name in seen:
-            name, n = f"{base}-{n}", n + 1
-        seen.add(name)
-        dirs.append(out / name)
-    return dirs
 
 
 def format_summary(res: RunResult) -> str:
