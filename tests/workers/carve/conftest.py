@@ -20,7 +20,7 @@ import pytest
 from hypothesis import strategies as st
 from PIL import Image
 
-from triage_test_fixtures.carving import _exif_with_thumbnail, _save  # noqa: F401 - used by the samples
+from triage_test_fixtures.carving import _exif_with_thumbnail, _save, pdf_with_xref
 
 from triage.workers.carve import BytesReader, scan
 
@@ -48,15 +48,7 @@ def _handmade_pdf(update: bool = False) -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
         b"<< /Length 35 >>\nstream\nBT /F1 12 Tf 20 100 Td (hi) Tj ET\nendstream",
     ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    out, xref = pdf_with_xref(objs)
     if update:
         new = len(out)
         out += b"4 0 obj\n<< /Length 35 >>\nstream\nBT /F1 12 Tf 20 100 Td (ho) Tj ET\nendstream\nendobj\n"
