@@ -39,3 +39,23 @@ def test_environment_overrides(monkeypatch):
 
     with dask.config.set({"triage.content.batch-files": 7}):
         assert config.get("content.batch-files") == 7
+
+
+def test_queue_ageing_comes_from_the_config(tmp_path):
+    import dask.config
+
+    from triage.queue import Queue
+
+    assert Queue(tmp_path / "q.sqlite").age_every == 1800.0
+    with dask.config.set({"triage.queue.age-every": 60}):
+        assert Queue(tmp_path / "q.sqlite").age_every == 60.0
+
+
+def test_the_yaml_is_read_once(monkeypatch):
+    """config.get asks dask.config only; the file is parsed at the first call of the process."""
+    config.get("content.chunk-bytes")
+    reads = []
+    monkeypatch.setattr(config.yaml, "safe_load", lambda *a: reads.append(a) or {})
+    for _ in range(100):
+        config.get("content.batch-bytes")
+    assert reads == []

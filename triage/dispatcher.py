@@ -44,7 +44,7 @@ class _Active:
     job: Job
     runs: list[ImageRun]
     results: list[RunResult] = field(default_factory=list)
-    generation: int = 0
+    applied: str = ""  # the priority its tasks are submitted at
     last_report: float = 0.0
     escalated: bool = False
 
@@ -71,7 +71,7 @@ class DispatcherLockedError(TriageError):
 
 class Dispatcher:
     def __init__(self, client: Any, home: str | None = None, *, max_jobs: int | None = None,
-                 window: int | None = None, poll: float | None = None, lease: float | None = None,
+                 window: int | None = None, poll: float | None = None,
                  escalate_to: str | None = "", once: bool = False) -> None:
         self.client = client
         self.home = state_dir(home)
@@ -83,7 +83,6 @@ class Dispatcher:
         nthreads = sum(client.nthreads().values()) or 1
         self.window = window or max(2, int(config.get("dispatcher.window-per-worker")) * nthreads)
         self.poll = poll if poll is not None else float(config.get("dispatcher.poll-seconds"))
-        self.lease = lease if lease is not None else float(config.get("dispatcher.lease-seconds"))
         self.escalate_to = config.get("dispatcher.escalate-known-bad-to") if escalate_to == "" else escalate_to
         self.once = once
         self.active: dict[str, _Active] = {}
@@ -158,7 +157,7 @@ class Dispatcher:
     # -- claiming and starting -------------------------------------------------------------------
     def _claim(self) -> None:
         while len(self.active) < self.max_jobs:
-            job = self.queue.claim_next(self.owner, self.lease)
+            job = self.queue.claim_next(self.owner)
             if job is None:
                 return
             try:
@@ -176,7 +175,7 @@ class Dispatcher:
                          workdir=jdir / "work" / (name or "image"), overwrite=True,
                          priority=PRIORITIES[job.priority], home=self.home)
                 for img, name in zip(job.images, names)]
-        act = _Active(job, runs, generation=job.priority_generation)
+        act = _Active(job, runs, applied=job.priority)
         self.active[job.id] = act
         self.queue.update_progress(job, results_dir=str(jdir / "results"), bytes_total=act.bytes_total,
                                    bytes_done=act.bytes_done, owner=self.owner)
@@ -233,7 +232,7 @@ class Dispatcher:
                 job = self.queue.update_progress(act.job, bytes_done=act.bytes_done, bytes_total=act.bytes_total,
                                                  files_done=act.files_done, known_bad_hits=act.known_bad,
                                                  owner=self.owner)
-            except InputError as exc:  # lease lost: another dispatcher took it over
+            except InputError as exc:  # the job was removed or changed under us (not by a dispatcher)
                 log.warning("%s: %s", jid, exc)
                 self._drop(act)
                 continue
@@ -244,8 +243,8 @@ class Dispatcher:
                 self.queue.mark_cancelled(job, owner=self.owner)
                 self.audit.append_job("cancel", job, details={"when": "running", "bytes_done": act.bytes_done})
                 continue
-            if job.priority_generation != act.generation:
-                act.generation = job.priority_generation
+            if job.priority != act.applied:
+                act.applied = job.priority
                 for run in act.runs:
                     run.reprioritize(PRIORITIES[job.priority])
 
@@ -262,7 +261,7 @@ class Dispatcher:
             if j.id in self.active:
                 for run in self.active[j.id].runs:
                     run.reprioritize(PRIORITIES[self.escalate_to])
-                self.active[j.id].generation = j.priority_generation
+                self.active[j.id].applied = j.priority
 
     def _drop(self, act: _Active) -> None:
         for run in act.runs:

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from triage import config
 from triage.rules.catalog import CATEGORIES, SetRecord
 from triage.rules.formats import iter_formats
 from triage.rules.home import hashsets_dir
@@ -69,7 +70,7 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--category", required=True, choices=CATEGORIES, help="what a hit in this set means")
     imp.add_argument("--format", default="auto", metavar="FORMAT", help="auto (default), images, or a format below")
     imp.add_argument("--replace", action="store_true", help="rebuild the set from this source alone")
-    imp.add_argument("--max-pixels", type=int, default=None, metavar="N", help="refuse pictures larger than N pixels")
+    imp.add_argument("--max-pixels", type=int, default=None, metavar="N", help="refuse pictures larger than N pixels (default: content.max-image-pixels, the limit evidence is hashed under)")
     imp.add_argument("--json", action="store_true", help="print the import report as JSON")
     imp.set_defaults(func=run_import)
 
@@ -104,7 +105,8 @@ def run_import(args: argparse.Namespace) -> int:
 
         report = import_hashset(
             args.source, args.name, args.category, fmt=args.format, home=_home(args),
-            replace=args.replace, max_pixels=args.max_pixels, progress=progress,
+            replace=args.replace, progress=progress,
+            max_pixels=args.max_pixels if args.max_pixels is not None else int(config.get("content.max-image-pixels")),
         )
     if not report.noop:
         audit.append("hashset-import", details={
