@@ -139,6 +139,9 @@ def test_exact_copy_is_known_and_counted(known_case):
     assert row["known"] == "known-bad" and row["hashset_hits"] == ["refs"]
     assert row["phash_match"] == "refs:ref0.png" and row["phash_distance"] == 0
     files = known_case["summary"]["files"]
-    assert files["known_bad"] == len(FORMATS) + 1
+    assert files["known_bad_exact"] == len(FORMATS) + 1
+    # one definition of a known-bad hit: exact hashes and near-duplicates of the known-bad "refs" pictures
+    assert files["known_bad"] == known_case["summary"]["known_bad_hits"] == len(FORMATS) + 1 + len(known_case["near"])
+    assert known_case["stdout"].count("KNOWN-BAD") == files["known_bad"]
     assert files["known_good"] == 1
     assert files["phash_matches"] == len(known_case["near"]) + 1

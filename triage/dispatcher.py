@@ -30,8 +30,10 @@ from typing import Any
 
 from triage import config
 from triage.audit import AuditLog
-from triage.pipeline import ImageRun, RunResult
+from triage.driver import Driver
+from triage.finish import RunResult, finalize
 from triage.queue import PRIORITIES, Job, Queue
+from triage.runstate import ImageRun
 from triage.rules.errors import InputError, TriageError
 from triage.rules.home import state_dir
 from triage.store import out_dirs
@@ -86,7 +88,7 @@ class Dispatcher:
         self.escalate_to = config.get("dispatcher.escalate-known-bad-to") if escalate_to == "" else escalate_to
         self.once = once
         self.active: dict[str, _Active] = {}
-        self.futures: dict[str, ImageRun] = {}
+        self.driver = Driver(client, self.window)
         self._stop = False
         self._lock_fd: int | None = None
 
@@ -123,7 +125,7 @@ class Dispatcher:
                 signal.signal(s, h)
             for act in list(self.active.values()):  # stopped: finished tasks are checkpointed
                 for run in act.runs:
-                    run.cancel(self.client)
+                    self.driver.drop(run)
             for job in self.queue.requeue_orphans():  # back in line now, not "running" with no dispatcher
                 self.audit.append_job("requeue", job, details={"reason": "dispatcher stopped"})
             self.queue.close()
@@ -131,8 +133,6 @@ class Dispatcher:
                 os.close(self._lock_fd)
 
     def _loop(self) -> None:
-        from distributed import wait
-
         while not self._stop:
             self._claim()
             if not self.active:
@@ -140,17 +140,14 @@ class Dispatcher:
                     return
                 time.sleep(self.poll)
                 continue
-            self._fill()
-            pending = [r.inflight[k][1] for k, r in self.futures.items() if k in r.inflight]
-            if pending:
-                try:
-                    done = wait(pending, timeout=self.poll, return_when="FIRST_COMPLETED").done
-                except TimeoutError:
-                    done = set()
-                for fut in done:
-                    run = self.futures.pop(fut.key, None)
-                    if run is not None and run.owns(fut):
-                        self._step(run, fut)
+            runs = [r for act in self.active.values() for r in act.runs]
+            for run, exc in self.driver.step(runs, timeout=self.poll):
+                act = next((a for a in self.active.values() if run in a.runs), None)
+                if act is not None:  # one job's failure (a lost worker, a full disk) must not stop the backlog
+                    self._abandon(act, f"{run.ref.path}: {exc}" if isinstance(exc, TriageError)
+                                  else f"{run.ref.path}: {type(exc).__name__}: {exc}")
+            for act in list(self.active.values()):
+                self._escalate(act)
             self._finish_ready()
             self._sync()
 
@@ -183,33 +180,17 @@ class Dispatcher:
                                                      "resumed_bytes": act.bytes_done})
         self._escalate(act)  # hits already in a resumed job's checkpoints count too
 
-    # -- driving -----------------------------------------------------------------------------------
-    def _fill(self) -> None:
-        for act in self.active.values():
-            for run in act.runs:
-                for fut in run.fill(self.client, limit=self.window):
-                    self.futures[fut.key] = run
-
-    def _step(self, run: ImageRun, fut: Any) -> None:
-        act = next(a for a in self.active.values() if run in a.runs)
-        try:
-            run.on_done(fut)
-        except Exception as exc:  # noqa: BLE001 - one job's failure (a lost worker, a full disk) must not stop the backlog
-            self._abandon(act, f"{run.ref.path}: {exc}" if isinstance(exc, TriageError)
-                          else f"{run.ref.path}: {type(exc).__name__}: {exc}")
-            return
-        self._escalate(act)
-
     def _finish_ready(self) -> None:
         for jid, act in list(self.active.items()):
             if not all(r.finished for r in act.runs):
                 continue
             try:
-                act.results = [r.finalize() for r in act.runs]
+                act.results = [finalize(r) for r in act.runs]
             except (TriageError, OSError) as exc:
                 self._abandon(act, str(exc))
                 continue
-            summary = _job_summary(act.results, act.known_bad)
+            summary = _job_summary(act.results)
+            self._escalate(act, summary["known_bad_hits"])  # carved hits count once carving is merged
             self.queue.update_progress(act.job, bytes_done=act.bytes_done, files_done=act.files_done,
                                        owner=self.owner)
             self.queue.finish(act.job, self._job_dir(act.job) / "results", summary,
@@ -246,29 +227,28 @@ class Dispatcher:
             if job.priority != act.applied:
                 act.applied = job.priority
                 for run in act.runs:
-                    run.reprioritize(PRIORITIES[job.priority])
+                    run.priority = PRIORITIES[job.priority]  # new tasks go out at it; those in flight finish
 
-    def _escalate(self, act: _Active) -> None:
+    def _escalate(self, act: _Active, hits: int | None = None) -> None:
         """The configured rule: a case with a known-bad hit is raised at once, all its jobs."""
-        if not self.escalate_to or not act.known_bad or act.escalated:
+        hits = act.known_bad if hits is None else hits
+        if not self.escalate_to or not hits or act.escalated:
             return
         act.escalated = True
         if PRIORITIES[self.escalate_to] <= PRIORITIES[act.job.priority]:
             return
         for j in self.queue.prioritize(act.job.case, self.escalate_to):
             self.audit.append_job("escalate", j, details={
-                "to": self.escalate_to, "rule": "known-bad hit", "trigger_job": act.job.id, "known_bad_hits": act.known_bad})
+                "to": self.escalate_to, "rule": "known-bad hit", "trigger_job": act.job.id, "known_bad_hits": hits})
             if j.id in self.active:
                 for run in self.active[j.id].runs:
-                    run.reprioritize(PRIORITIES[self.escalate_to])
+                    run.priority = PRIORITIES[self.escalate_to]
                 self.active[j.id].applied = j.priority
 
     def _drop(self, act: _Active) -> None:
         for run in act.runs:
-            run.cancel(self.client)
+            self.driver.drop(run)
             run.abort()
-            for key in [k for k, r in self.futures.items() if r is run]:
-                del self.futures[key]
         self.active.pop(act.job.id, None)
 
     def _abandon(self, act: _Active, reason: str) -> None:
@@ -288,10 +268,10 @@ def _result_names(images: tuple[str, ...]) -> list[str]:
     return [p.name for p in out_dirs(list(images), Path("."))]
 
 
-def _job_summary(results: list[RunResult], known_bad: int) -> dict[str, Any]:
+def _job_summary(results: list[RunResult]) -> dict[str, Any]:
     return {
         "images": [{"out": str(r.out), **r.summary} for r in results],
         "exit_code": max(r.exit_code for r in results),
-        "known_bad_hits": known_bad,  # exact hash hits and near-duplicates of known-bad pictures
+        "known_bad_hits": sum(r.summary["known_bad_hits"] for r in results),  # as triage.knownbad counts
         "problems": [p for r in results for p in r.problems],
     }

@@ -95,7 +95,9 @@ def volumes_table(parts: list[Partition], walks: dict[int, WalkResult], files: p
     return pa.Table.from_pylist(rows, schema=VOLUMES_SCHEMA)
 
 
-def counts(table: pa.Table) -> dict[str, int]:
+def counts(table: pa.Table, known_bad: int) -> dict[str, int]:
+    """The summary's file counts; ``known_bad`` is :class:`triage.knownbad.KnownBad`'s count of the
+    same table (exact known-bad hashes and near-duplicates of known-bad pictures)."""
     src = table.column("source").to_pylist()
     known = table.column("known").to_pylist()
     status = table.column("status").to_pylist()
@@ -112,7 +114,10 @@ def counts(table: pa.Table) -> dict[str, int]:
         "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),
         "images_phashed": sum(1 for p in table.column("phash").to_pylist() if p),
         "ext_mismatch": sum(1 for m in table.column("ext_mismatch").to_pylist() if m),
-        **{k.replace("-", "_"): known.count(k) for k in ("known-bad", "notable", "known-good")},
+        "known_bad": known_bad,
+        "known_bad_exact": known.count("known-bad"),  # of them, by an exact hash
+        "notable": known.count("notable"),
+        "known_good": known.count("known-good"),
         "phash_matches": sum(1 for m in table.column("phash_match").to_pylist() if m),
     }
 

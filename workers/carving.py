@@ -32,7 +32,7 @@ class CarveChunk:
     start: int
     end: int
     overlap: int
-    options: ContentOptions = ContentOptions()
+    options: ContentOptions
     extract_dir: str | None = None
     known: KnownRef | None = None
 

@@ -1,16 +1,14 @@
 """Small, serialisable descriptions of *where* evidence bytes are.
 
 These travel through the scheduler; open handles never do (compare dfVFS path
-specifications). Each validates itself when built and round-trips through JSON,
-so a job can be stored and resumed. Offset 0 and inode 0 are valid values.
+specifications). Each validates itself when built, and pickles small (that is how
+it reaches a worker). Offset 0 and inode 0 are valid values.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from triage.rules.errors import TriageError
 
@@ -56,9 +54,9 @@ class VolumeRef:
 class ContentItem:
     """One file's data attribute to read: ``inode`` plus the TSK attribute (type, id).
 
-    ``attr_type`` is None for the default data attribute; ``start``/``end`` select a
-    byte range so a huge file can be read by one task without the rest of its batch.
-    ``row`` is the file's row number in the walk table, used to join results back.
+    ``attr_type`` is None for the default data attribute (a huge file is read in byte
+    ranges by :class:`Segment` links, not by fields here). ``row`` is the file's row
+    number in the walk table, used to join results back.
     """
 
     row: int
@@ -76,12 +74,13 @@ class ContentItem:
 
 @dataclass(frozen=True)
 class ContentOptions:
-    """Limits for content tasks, read from config by the control plane and passed in."""
+    """Limits for content tasks. No defaults here: the control plane reads them from
+    ``triage.yaml`` (``content.*``) and passes them in, so they live in one place."""
 
-    chunk_bytes: int = 4 << 20
-    magic_bytes: int = 64 << 10
-    max_image_bytes: int = 64 << 20
-    max_image_pixels: int = 64_000_000
+    chunk_bytes: int
+    magic_bytes: int
+    max_image_bytes: int
+    max_image_pixels: int
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -90,16 +89,36 @@ class ContentOptions:
 
 
 @dataclass(frozen=True)
-class KnownRef:
-    """Where the known-item sets are (the state directory) and the pHash match threshold."""
+class PinnedSet:
+    """One known-item set as it was when a run started: its index folder never changes."""
 
-    home: str
-    max_distance: int = 10
+    name: str
+    category: str
+    directory: str                # index folder relative to <home>/hashsets
+    algorithms: tuple[str, ...]   # which indexes the folder holds (md5, sha1, sha256, phash)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "algorithms", tuple(self.algorithms))
+
+
+@dataclass(frozen=True)
+class KnownRef:
+    """The known-item sets a run checks against, fixed when it starts (a snapshot), and the
+    pHash match threshold. Sets imported or replaced mid-run are not seen by that run."""
+
+    home: str
+    max_distance: int
+    sets: tuple[PinnedSet, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sets", tuple(self.sets))
         _check(isinstance(self.home, str) and self.home != "", "KnownRef.home must be a non-empty str")
         _check(isinstance(self.max_distance, int) and 0 <= self.max_distance <= 64,
                "KnownRef.max_distance must be an int in 0..64")
+
+    def categories(self) -> dict[str, str]:
+        """Set name -> category, as of the snapshot."""
+        return {s.name: s.category for s in self.sets}
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,7 @@ class ContentBatch:
 
     volume: VolumeRef
     items: tuple[ContentItem, ...]
-    options: ContentOptions = ContentOptions()
+    options: ContentOptions
     known: KnownRef | None = None
 
     def __post_init__(self) -> None:
@@ -128,7 +147,7 @@ class Segment:
     item: ContentItem
     start: int
     end: int
-    options: ContentOptions = ContentOptions()
+    options: ContentOptions
     known: KnownRef | None = None
     state: bytes | None = None
     mime: str | None = None
@@ -146,44 +165,3 @@ class Segment:
     @property
     def last(self) -> bool:
         return self.end == self.item.size
-
-
-_TYPES = {c.__name__: c for c in (ImageRef, VolumeRef, ContentItem, ContentOptions, KnownRef, ContentBatch, Segment)}
-
-
-def to_json(obj: Any) -> str:
-    """Serialise a description (nested dataclasses, tuples) to canonical JSON."""
-
-    def enc(o: Any) -> Any:
-        if dataclasses.is_dataclass(o):
-            d = {f.name: enc(getattr(o, f.name)) for f in dataclasses.fields(o)}
-            d["__type__"] = type(o).__name__
-            return d
-        if isinstance(o, (list, tuple)):
-            return [enc(x) for x in o]
-        if isinstance(o, bytes):
-            return {"__bytes__": o.hex()}
-        return o
-
-    return json.dumps(enc(obj), sort_keys=True, separators=(",", ":"))
-
-
-def from_json(text: str) -> Any:
-    """Inverse of :func:`to_json`."""
-
-    def dec(o: Any) -> Any:
-        if isinstance(o, dict) and "__bytes__" in o:
-            return bytes.fromhex(o["__bytes__"])
-        if isinstance(o, dict):
-            kind = o.pop("__type__", None)
-            vals = {k: dec(v) for k, v in o.items()}
-            if kind is None:
-                return vals
-            if kind not in _TYPES:
-                raise TriageError(f"invalid description: unknown type {kind!r}")
-            return _TYPES[kind](**vals)
-        if isinstance(o, list):
-            return tuple(dec(x) for x in o)
-        return o
-
-    return dec(json.loads(text))

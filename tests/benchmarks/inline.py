@@ -1,7 +1,7 @@
 """The triage graph of one image run in this process, task by task, to see where a worker's CPU goes.
 
 :class:`InlineClient` has just enough of ``distributed.Client`` for
-``triage.pipeline.ImageRun``: ``submit`` runs the task at once and hands back a
+``triage.runstate.ImageRun``: ``submit`` runs the task at once and hands back a
 finished future. So the exact tasks of a real run (same planning, batching and
 carving) execute one after another under cProfile, and their CPU time is summed
 per task kind with ``time.process_time`` (unaffected by other load on the machine).
@@ -49,7 +49,8 @@ class InlineClient:
 
 def profile_run(image: Path, out: Path, carve: str | None = None, top: int = 30) -> str:
     """Run ImageRun inline under cProfile; a printable report: CPU per task kind, then top functions."""
-    from triage.pipeline import ImageRun
+    from triage.finish import finalize
+    from triage.runstate import ImageRun
 
     client = InlineClient()
     prof = cProfile.Profile(time.process_time)  # CPU time: other load on the machine does not inflate it
@@ -57,10 +58,15 @@ def profile_run(image: Path, out: Path, carve: str | None = None, top: int = 30)
     prof.enable()
     run = ImageRun(image, out, carve=carve)
     while not run.finished:
-        for fut in run.fill(client):
-            run.on_done(fut)
+        for task in run.take():
+            fut = client.submit(task.kind.func, task.arg, key=f"{task.kind.NAME}-{task.name}")
+            try:
+                outcome = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the run turns a failed task into a status
+                outcome = exc
+            run.task_done(task, outcome)
     f0 = time.process_time()
-    run.finalize()
+    finalize(run)
     prof.disable()
     client.cpu["finalize (client)"] = time.process_time() - f0
     total_cpu, total_wall = time.process_time() - c0, time.perf_counter() - t0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from triage.cli.run import add_cluster_options, cluster_settings, format_summary
+from triage.cli.run import Progress, add_cluster_options, cluster_settings, format_summary
 from triage.cluster.connect import connect
 from triage.demo import build_sample
 from triage.pipeline import run_image
@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     image = build_sample(args.dir / "sample.dd")
     print(f"sample image: {image}")
     with connect(**cluster_settings(args)) as client:
-        res = run_image(image, args.dir / "results", client, overwrite=True, progress=True)
+        bar = Progress(True, image.name)
+        try:
+            res = run_image(image, args.dir / "results", client, overwrite=True, notify=bar)
+        finally:
+            bar.close()
     print(format_summary(res))
     return 0 if res.exit_code == 4 and all("no filesystem recognised" in p for p in res.problems) else res.exit_code

@@ -97,13 +97,37 @@ def format_summary(res: RunResult) -> str:
 
 
 def announce(event: str, data: dict) -> None:
-    """Known-bad hits are printed the moment their task returns, not at the end."""
+    """Known-bad hits are printed the moment their rows are final (a file's when its task
+    returns, a carved object's when carving is merged), not at the end."""
     if event != "known-bad":
         return
     how = (f"in {', '.join(data['sets'])}" if data["exact"]
            else f"near {data['phash_match']} (distance {data['phash_distance']})")
     path = data["path"].encode("unicode_escape").decode("ascii")  # no terminal control characters
     print(f"KNOWN-BAD  partition {data['partition']}  {path}  sha256 {data['sha256']}  {how}", flush=True)
+
+
+class Progress:
+    """A bytes progress bar on stderr, only when asked for and stderr is a terminal; a run's
+    ``notify`` callback (it also prints the known-bad lines)."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc=label, leave=False)
+
+    def __call__(self, event: str, data: dict) -> None:
+        announce(event, data)
+        if event == "progress" and self.bar is not None:
+            self.bar.total = data["bytes_total"]
+            self.bar.n = data["bytes_done"]
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,10 +140,10 @@ def run(args: argparse.Namespace) -> int:
     audit.check_writable()  # refuse before any work if the chain of custody cannot be recorded
     with connect(**cluster_settings(args)) as client:
         for image, out in zip(args.images, dirs):
+            bar = Progress(not args.no_progress, Path(image).name)
             try:
-                res = run_image(image, out, client, overwrite=args.overwrite, progress=not args.no_progress,
-                                carve=args.carve, extract_carved=args.extract_carved, home=args.home,
-                                notify=announce)
+                res = run_image(image, out, client, overwrite=args.overwrite, carve=args.carve,
+                                extract_carved=args.extract_carved, home=args.home, notify=bar)
             except InputError as exc:
                 if len(args.images) == 1:
                     raise
@@ -128,12 +152,14 @@ def run(args: argparse.Namespace) -> int:
                 continue
             except TriageError:
                 raise
+            finally:
+                bar.close()
             results.append(res)
             worst = max(worst, res.exit_code)
             audit.append("run", case=args.case, image=res.image, image_hash=res.summary["image"]["sha256"],
                          details={"out": str(res.out), "exit_code": res.exit_code,
                                   "files": res.summary["files"]["entries"],
-                                  "known_bad": res.summary["files"]["known_bad"]})
+                                  "known_bad": res.summary["known_bad_hits"]})
             if args.json:
                 continue
             print(format_summary(res))

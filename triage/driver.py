@@ -1,0 +1,92 @@
+"""The one event loop: submits the tasks of any number of runs to a Dask cluster and hands
+each result back to its run. ``triage run`` drives one image with it, ``triage serve``
+a whole backlog (:mod:`triage.dispatcher`).
+
+Each run keeps at most ``window`` tasks in flight (None: no bound), submitted with Dask
+priority ``run priority x 1000 + task priority``: when a worker frees up, the scheduler
+hands it the most urgent ready task, so a more urgent job takes the workers as their
+current tasks end, and a priority change applies from the next task on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+from triage.runstate import ImageRun
+from triage.tasks import Task
+
+log = logging.getLogger(__name__)
+
+
+class Driver:
+    def __init__(self, client: Any, window: int | None = None) -> None:
+        self.client = client
+        self.window = window
+        self._inflight: dict[str, tuple[ImageRun, Task, Any]] = {}
+        self._count: dict[int, int] = {}  # id(run) -> tasks in flight
+        self._keys = itertools.count()
+
+    def fill(self, run: ImageRun) -> None:
+        """Submit what ``run`` has ready, within its window."""
+        room = None if self.window is None else self.window - self._count.get(id(run), 0)
+        for task in run.take(room):
+            key = f"{task.kind.NAME}-{run.ref.path}-{task.name}-{id(run)}-{next(self._keys)}"
+            fut = self.client.submit(task.kind.func, task.arg, key=key, pure=False,
+                                     priority=run.priority * 1000 + task.priority)
+            self._inflight[fut.key] = (run, task, fut)
+            self._count[id(run)] = self._count.get(id(run), 0) + 1
+
+    def step(self, runs: list[ImageRun], timeout: float | None = None) -> list[tuple[ImageRun, BaseException]]:
+        """Fill every run, wait for at least one result (up to ``timeout``), hand back all that are done.
+
+        A run whose result handling raises (its image is unusable, its disk is full) is
+        dropped from the driver and returned with the error; the other runs go on.
+        """
+        from distributed import wait
+
+        for run in runs:
+            self.fill(run)
+        if not self._inflight:
+            return []
+        try:
+            done = wait([f for _, _, f in self._inflight.values()], timeout=timeout,
+                        return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            return []
+        failed: list[tuple[ImageRun, BaseException]] = []
+        for fut in done:
+            entry = self._inflight.pop(fut.key, None)
+            if entry is None:  # its run was dropped meanwhile
+                continue
+            run, task, _ = entry
+            self._count[id(run)] -= 1
+            try:
+                outcome = fut.result()
+            except Exception as exc:  # noqa: BLE001 - one crashed task must not lose the rest of the device
+                outcome = exc
+            try:
+                run.task_done(task, outcome)
+            except Exception as exc:  # noqa: BLE001 - this run is over; the others are not
+                self.drop(run)
+                failed.append((run, exc))
+        return failed
+
+    def drop(self, run: ImageRun) -> None:
+        """Cancel what ``run`` has in flight and forget it (its finished tasks are checkpointed)."""
+        mine = [k for k, (r, _, _) in self._inflight.items() if r is run]
+        if mine:
+            self.client.cancel([self._inflight[k][2] for k in mine])
+        for k in mine:
+            del self._inflight[k]
+        self._count.pop(id(run), None)
+        run.todo.clear()
+        run.pending = 0
+
+    def drive(self, run: ImageRun) -> None:
+        """Run one image to its end; its first fatal error is raised."""
+        while not run.finished:
+            failed = self.step([run])
+            if failed:
+                raise failed[0][1]

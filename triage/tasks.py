@@ -1,0 +1,196 @@
+"""The kinds of task a run is made of, each one small object in a registry.
+
+A kind says how its task is submitted (the worker function and a priority), how
+its result is kept (checkpoint load/save, so a resumed run skips it), what a
+result does to the run, and what a failure does: the image hash and a walk turn a
+failure into a status; a content batch, a link of a segment chain or a carve chunk
+into a problem on their files or bytes; the partition listing alone fails the image
+(no volume system and no filesystem: nothing else can be planned). The run
+(:mod:`triage.runstate`) plans tasks; the driver (:mod:`triage.driver`) submits
+them; nothing here knows about futures or queues.
+
+Accounting: a task carries the bytes and files it stands for, fixed when it is
+planned; :meth:`ImageRun.complete` counts what is left of them when it ends, however
+it ends, so ``bytes_done`` reaches ``bytes_total`` exactly when the run is finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+
+from triage.rules.registry import Registry
+from triage.workers.carving import carve_chunk
+from triage.workers.content import read_content, read_segment
+from triage.workers.media import MediaDigest, hash_media
+from triage.workers.refs import Segment
+from triage.workers.volumes import list_partitions
+from triage.workers.walk import WALK_SCHEMA, WalkResult, walk_filesystem
+
+if TYPE_CHECKING:
+    from triage.checkpoint import Checkpoints
+    from triage.runstate import ImageRun
+
+# task priorities within a job; the job's own priority is added on top (x1000)
+PRIORITY_MEDIA, PRIORITY_VOLUMES, PRIORITY_WALK, PRIORITY_BIG, PRIORITY_SMALL = 100, 90, 80, 10, 0
+
+
+@dataclass(eq=False)
+class Task:
+    name: str           # checkpoint name, unique within the run
+    kind: TaskKind
+    arg: Any            # the description the worker function gets
+    priority: int
+    nbytes: int = 0     # bytes of evidence this task stands for (a segment chain: the whole file)
+    files: int = 0      # files it reads content of
+    reported: int = 0   # bytes already counted as done (earlier links of a chain)
+
+
+class TaskKind:
+    """Base: a result is checkpointed as an Arrow table, then applied; subclasses say the rest."""
+
+    NAME: ClassVar[str]
+    func: ClassVar[Callable[[Any], Any]]
+
+    def load(self, ck: Checkpoints, task: Task) -> Any | None:
+        return ck.load_result(task.name)
+
+    def save(self, ck: Checkpoints, task: Task, result: Any) -> None:
+        ck.save_result(task.name, result)
+
+    def done(self, run: ImageRun, task: Task, result: Any) -> None:
+        """A fresh result: keep it, then apply it exactly as a restored one."""
+        result = self.table(result)
+        self.save(run.ck, task, result)
+        self.apply(run, task, result)
+
+    def table(self, result: Any) -> Any:
+        return pa.Table.from_batches([result]) if isinstance(result, pa.RecordBatch) else result
+
+    def apply(self, run: ImageRun, task: Task, result: Any) -> None:
+        raise NotImplementedError
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        raise NotImplementedError
+
+
+KINDS: Registry[TaskKind] = Registry("task kind")
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+@KINDS.register("media", instance=True)
+class MediaHash(TaskKind):
+    """The whole-image md5/sha256 (and an E01's stored-hash check): one long task beside everything."""
+
+    func = staticmethod(hash_media)
+
+    def load(self, ck: Checkpoints, task: Task) -> MediaDigest | None:
+        return ck.load_media()
+
+    def save(self, ck: Checkpoints, task: Task, result: MediaDigest) -> None:
+        ck.save_media(result)
+
+    def apply(self, run: ImageRun, task: Task, result: MediaDigest) -> None:
+        run.media = result
+        run.complete(task)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        self.done(run, task, MediaDigest(run.ref.size, "", "", error=f"image hash task failed: {describe(exc)}"))
+
+
+@KINDS.register("partitions", instance=True)
+class Partitions(TaskKind):
+    """The volume system; its result plans the walks and the carving."""
+
+    func = staticmethod(list_partitions)
+
+    def load(self, ck: Checkpoints, task: Task) -> Any:
+        return ck.load_partitions()
+
+    def save(self, ck: Checkpoints, task: Task, result: Any) -> None:
+        ck.save_partitions(result)
+
+    def apply(self, run: ImageRun, task: Task, result: Any) -> None:
+        run.complete(task)
+        run.got_partitions(result)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        raise exc  # no volume system and no filesystem: the image as a whole is unusable
+
+
+@KINDS.register("walk", instance=True)
+class Walk(TaskKind):
+    """One filesystem's metadata walk; its result plans that partition's content tasks."""
+
+    func = staticmethod(walk_filesystem)
+
+    def load(self, ck: Checkpoints, task: Task) -> WalkResult | None:
+        return ck.load_walk(task.arg.index)
+
+    def save(self, ck: Checkpoints, task: Task, result: WalkResult) -> None:
+        ck.save_walk(result)
+
+    def apply(self, run: ImageRun, task: Task, result: WalkResult) -> None:
+        run.complete(task)
+        run.got_walk(result)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        empty = pa.RecordBatch.from_pylist([], schema=WALK_SCHEMA)
+        self.done(run, task, WalkResult(task.arg.index, None, f"walk failed: {describe(exc)}", empty))
+
+
+@KINDS.register("content", instance=True)
+class ContentBatchKind(TaskKind):
+    """Hash, type and perceptual-hash a batch of files: rows joined to the walk at the end."""
+
+    func = staticmethod(read_content)
+
+    def rows(self, task: Task) -> list[int]:
+        return [it.row for it in task.arg.items]
+
+    def apply(self, run: ImageRun, task: Task, result: pa.Table) -> None:
+        run.complete(task)
+        run.got_rows(task.arg.volume.index, result)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        run.complete(task)
+        run.rows_failed(task.arg.volume.index, self.rows(task), f"content task failed: {describe(exc)}")
+
+
+@KINDS.register("segment", instance=True)
+class SegmentChain(ContentBatchKind):
+    """One huge file read by a chain of bounded links, each handing the hash state to the next."""
+
+    func = staticmethod(read_segment)
+
+    def rows(self, task: Task) -> list[int]:
+        return [task.arg.item.row]
+
+    def done(self, run: ImageRun, task: Task, result: Any) -> None:
+        if isinstance(result, Segment):  # the file goes on: the next link, with the hash state
+            run.advance(task, task.arg.nbytes)
+            task.arg = result
+            run.todo.append(task)
+            return
+        super().done(run, task, result)
+
+
+@KINDS.register("carve", instance=True)
+class CarveChunkKind(TaskKind):
+    """Scan one chunk of the image for objects; rows are merged (deduplicated) at the end."""
+
+    func = staticmethod(carve_chunk)
+
+    def apply(self, run: ImageRun, task: Task, result: pa.Table) -> None:
+        run.complete(task)
+        run.carved.append(result)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        run.complete(task)
+        run.problems.append(f"carving bytes {task.arg.start}-{task.arg.end} failed: {describe(exc)}")
