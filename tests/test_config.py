@@ -59,3 +59,13 @@ def test_the_yaml_is_read_once(monkeypatch):
     for _ in range(100):
         config.get("content.batch-bytes")
     assert reads == []
+
+
+def test_defaults_survive_a_config_context_entered_first():
+    """dask.config.set removes on exit the keys it found absent: the defaults come back."""
+    import dask.config
+
+    dask.config.config.pop("triage", None)
+    with dask.config.set({"triage.carve.overlap": 1}):
+        assert config.get_bytes("carve.overlap") == 1
+    assert config.get("carve.mode") == "unalloc"

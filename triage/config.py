@@ -2,7 +2,7 @@
 
 Overrides come from environment variables (``DASK_TRIAGE__CONTENT__BATCH_BYTES``)
 and then CLI flags. Read with :func:`get` when needed, never at import time. The
-YAML file is read and registered once per process; :func:`get` then only asks
+YAML file is parsed once per process; :func:`get` then only asks
 ``dask.config``, so ``dask.config.set`` overrides still apply at every call.
 """
 
@@ -20,15 +20,33 @@ HERE = Path(__file__).parent
 
 
 @functools.cache
+def _defaults() -> dict[str, Any]:
+    """triage.yaml, parsed once per process."""
+    return yaml.safe_load((HERE / "triage.yaml").read_text())
+
+
 def ensure_defaults() -> None:
-    """Register triage.yaml's defaults with dask.config, once per process."""
-    defaults = yaml.safe_load((HERE / "triage.yaml").read_text())
-    dask.config.update_defaults(defaults)
+    """Register triage.yaml's defaults with dask.config (so ``dask config`` tools see them)."""
+    if "triage" not in dask.config.config:
+        dask.config.update_defaults(_defaults())
+
+
+def _default(key: str) -> Any:
+    node: Any = _defaults()["triage"]
+    for part in key.split("."):
+        node = node[part]
+    return node
 
 
 def get(key: str) -> Any:
+    """``triage.<key>``: a ``dask.config.set`` or environment override, else the YAML default.
+
+    The default is looked up in the parsed YAML, not only in dask.config: a ``dask.config.set``
+    context entered before the defaults were registered removes, on exit, the keys it found
+    absent, and a default must not vanish with them.
+    """
     ensure_defaults()
-    return dask.config.get(f"triage.{key}")
+    return dask.config.get(f"triage.{key}", default=_default(key))
 
 
 def get_bytes(key: str) -> int:

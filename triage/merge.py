@@ -9,7 +9,7 @@ from triage.workers.schema import FILES_SCHEMA, VOLUMES_SCHEMA
 from triage.workers.volumes import Partition
 from triage.workers.walk import WalkResult
 
-CONTENT_COLUMNS = ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash",
+CONTENT_COLUMNS = ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash", "entropy",
                    "known", "hashset_hits", "phash_match", "phash_distance")
 SORT_KEYS = [("partition", "ascending"), ("path", "ascending"), ("inode", "ascending"),
              ("attr_type", "ascending"), ("attr_id", "ascending")]

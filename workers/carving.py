@@ -2,10 +2,10 @@
 
 A chunk is a description (image, byte range, look-back); the scanner
 (:mod:`triage.workers.carve.scanner`) reports only objects that *start* in the
-chunk, so adjacent chunks report each object once. Every carved object is
-hashed, typed and perceptually hashed like any file (:func:`digest`), and with
-an extraction directory its bytes are written there under a name made only
-from its offset and type.
+chunk, so adjacent chunks report each object once. Every carved object is digested
+like any file (:mod:`triage.workers.digest`; its MIME type is the carver's, which
+validated the structure), and with an extraction directory its bytes are written
+there under a name made only from its offset and type.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pyarrow as pa
 
 from triage.rules.errors import TriageError
 from triage.workers.carve.scanner import scan
-from triage.workers.content import digest
+from triage.workers.content import Rows
+from triage.workers.digest import Digest, finish, stream
 from triage.workers.image import open_image
-from triage.workers.known import KNOWN_COLUMNS, apply_known
 from triage.workers.refs import ContentOptions, ImageRef, KnownRef
 from triage.workers.schema import FILES_SCHEMA
 
@@ -67,7 +67,7 @@ def carved_name(offset: int, extension: str) -> str:
 
 def carve_chunk(chunk: CarveChunk) -> pa.RecordBatch:
     reader = ImageReader(chunk.image)
-    rows: dict[str, list] = {f.name: [] for f in FILES_SCHEMA if f.name not in KNOWN_COLUMNS}
+    rows = Rows(FILES_SCHEMA)
     for obj in scan(reader, chunk.start, chunk.end, chunk.overlap):
         name = carved_name(obj.offset, obj.extension)
         sink = None
@@ -75,17 +75,12 @@ def carve_chunk(chunk: CarveChunk) -> pa.RecordBatch:
             os.makedirs(chunk.extract_dir, exist_ok=True)
             sink = open(os.path.join(chunk.extract_dir, name), "wb")  # noqa: SIM115 - closed below
         try:
-            d = digest(lambda pos, n, o=obj.offset: reader.read(o + pos, n), obj.length, name, chunk.options, sink)
+            d = stream(Digest(obj.length, chunk.options, sink=sink),
+                       lambda pos, n, o=obj.offset: reader.read(o + pos, n), obj.length)
         finally:
             if sink is not None:
                 sink.close()
-        values = {
-            "partition": 0, "path": f"$Carved/{name}", "name": name, "inode": 0, "attr_type": None,
-            "attr_id": None, "type": "-/r", "size": obj.length, "deleted": True, "source": "carved",
-            "mtime": None, "atime": None, "ctime": None, "crtime": None,
-            "offset": obj.offset, "length": obj.length, **d,
-        }
-        for k in rows:
-            rows[k].append(values[k])
-    apply_known(rows, chunk.known)
-    return pa.RecordBatch.from_pydict(rows, schema=FILES_SCHEMA)
+        rows.add(partition=0, path=f"$Carved/{name}", name=name, inode=0, type="-/r", size=obj.length,
+                 deleted=True, source="carved", offset=obj.offset, length=obj.length,
+                 **finish(d, name, known_mime=obj.mime))
+    return rows.batch(chunk.known)

@@ -141,7 +141,8 @@ class ContentBatch:
 @dataclass(frozen=True)
 class Segment:
     """Bytes ``[start, end)`` of one huge file: one link of a chain of tasks that hands the hash
-    state (and the type found at the start) from each link to the next, never content."""
+    state, the byte histogram and the type found at the start from each link to the next,
+    never content."""
 
     volume: VolumeRef
     item: ContentItem
@@ -152,11 +153,13 @@ class Segment:
     state: bytes | None = None
     mime: str | None = None
     magic: str | None = None
+    counts: tuple[int, ...] | None = None  # byte histogram so far (256 counts), for the entropy
 
     def __post_init__(self) -> None:
         _check(isinstance(self.start, int) and 0 <= self.start < self.end <= self.item.size,
                "Segment: need 0 <= start < end <= size")
         _check((self.start == 0) == (self.state is None), "Segment: a state exactly when start > 0")
+        _check(self.counts is None or len(self.counts) == 256, "Segment: counts must hold 256 values")
 
     @property
     def nbytes(self) -> int:

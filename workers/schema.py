@@ -29,6 +29,8 @@ FILES_SCHEMA = pa.schema(
         pa.field("magic", pa.string()),                      # libmagic description
         pa.field("ext_mismatch", pa.bool_()),                # the name's extension disagrees with the detected content type
         pa.field("phash", pa.string()),                      # 16 hex chars (64-bit pHash) for decodable images, else null
+        pa.field("entropy", pa.float64()),                   # Shannon entropy, bits per byte (0-8), of all content bytes
+                                                             # read; near 8 suggests encrypted/compressed; null if unread
         pa.field("status", pa.string(), nullable=False),     # 'ok', or why content/metadata could not be (fully) read
         pa.field("known", pa.string()),                      # strongest category of the known-item sets holding this exact
                                                              # content (md5/sha1/sha256): 'known-bad' > 'notable' > 'known-good'

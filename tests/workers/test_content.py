@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from triage.workers.content import ext_mismatch, perceptual_hash
+from triage.workers.digest import ext_mismatch, perceptual_hash
 
 
 @pytest.mark.parametrize("name,mime,expected", [
@@ -53,3 +53,38 @@ def test_decompression_bomb_is_a_status_not_a_crash():
 def test_undecodable_image_is_a_status():
     ph, why = perceptual_hash(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, 64_000_000)
     assert ph is None and why.startswith("image not hashed")
+
+
+def test_entropy_is_bits_per_byte_over_everything_read():
+    import os
+
+    import numpy as np
+
+    from triage.workers.digest import Digest, entropy, finish, stream
+    from triage.workers.refs import ContentOptions
+
+    opts = ContentOptions(chunk_bytes=1000, magic_bytes=64, max_image_bytes=1 << 20, max_image_pixels=10**6)
+    zeros = stream(Digest(5000, opts), lambda pos, n: b"\0" * n, 5000)
+    assert finish(zeros, "z.bin")["entropy"] == 0.0
+    two = stream(Digest(4000, opts), lambda pos, n: bytes((pos + i) % 2 for i in range(n)), 4000)
+    assert finish(two, "t.bin")["entropy"] == 1.0  # two values, equally often
+    data = os.urandom(1 << 16)
+    rnd = finish(stream(Digest(len(data), opts), lambda pos, n: data[pos:pos + n], len(data)), "r.bin")
+    assert 7.99 < rnd["entropy"] <= 8.0
+    # streamed in chunks of 1000 bytes, the histogram is that of the whole content
+    counts = np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+    assert rnd["entropy"] == entropy(counts)
+    empty = finish(stream(Digest(0, opts), lambda pos, n: b"", 0), "e.bin")
+    assert empty["entropy"] is None and empty["sha256"] is not None  # read, but no byte to count
+
+
+def test_an_unreadable_file_has_no_entropy():
+    from triage.workers.digest import Digest, finish, stream
+    from triage.workers.refs import ContentOptions
+
+    def broken(pos: int, n: int) -> bytes:
+        raise OSError("read error")
+
+    opts = ContentOptions(chunk_bytes=1000, magic_bytes=64, max_image_bytes=1 << 20, max_image_pixels=10**6)
+    row = finish(stream(Digest(5000, opts), broken, 5000), "x.bin")
+    assert row["status"].startswith("unreadable") and row["entropy"] is None and row["md5"] is None

@@ -1,0 +1,228 @@
+"""The one streaming digester: every byte of content that is read goes through here once.
+
+Files (read through TSK), links of a huge file's segment chain and carved objects
+(read from the image) are all digested by :func:`stream`: md5, sha1 and sha256 from
+the same chunk, the byte histogram for the entropy, the first ``magic_bytes`` for
+libmagic, the whole content for a perceptual hash when it is a small enough picture,
+and optionally a copy to an extraction sink. :func:`finish` turns a digest into the
+content columns of one row (hashes, type, pHash, entropy, status) in one place.
+
+Entropy is Shannon entropy in bits per byte over all bytes read (0.0 for one repeated
+byte, 8.0 for uniformly random bytes): near 8 over a large file suggests encrypted or
+compressed content. The histogram is 256 counts, so it travels between the links of a
+chain beside the hash state, never the content.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import struct
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from triage.rules.errors import FilesystemError, ImageHashError
+from triage.workers.image import TSK_ERRORS, _oneline
+from triage.workers.refs import ContentOptions
+from triage.workers.resumable import ResumableHashes
+
+READ_ERRORS = (*TSK_ERRORS, FilesystemError)
+
+# libmagic answers that say nothing about the content type, so cannot contradict an extension
+_UNINFORMATIVE = {"application/octet-stream", "application/x-empty", "inode/x-empty", "application/x-data"}
+# extension families that legitimately carry these container types
+_EQUIVALENT = {
+    "application/zip": {".zip", ".docx", ".xlsx", ".pptx", ".jar", ".apk", ".odt", ".ods", ".odp", ".epub", ".kmz"},
+    "application/x-ole-storage": {".doc", ".xls", ".ppt", ".msg", ".msi"},
+    "application/cdfv2": {".doc", ".xls", ".ppt", ".msg", ".msi"},
+    "application/vnd.ms-excel": {".xls"},
+    "application/msword": {".doc"},
+}
+
+_local = threading.local()
+
+
+def _magic():
+    """(mime, description) libmagic handles, one pair per worker thread: libmagic is not thread-safe."""
+    pair = getattr(_local, "magic", None)
+    if pair is None:
+        import magic
+
+        pair = (magic.Magic(mime=True), magic.Magic())
+        _local.magic = pair
+    return pair
+
+
+def magic_type(head: bytes, known_mime: str | None = None) -> tuple[str, str]:
+    """(MIME type, description) of content starting with ``head`` (a bounded prefix).
+
+    ``known_mime``: the type a carver already established by validating the structure;
+    libmagic is then asked only for the description.
+    """
+    mime_m, desc_m = _magic()
+    return (known_mime or mime_m.from_buffer(head)), desc_m.from_buffer(head)
+
+
+def ext_mismatch(name: str, mime: str | None) -> bool | None:
+    """True when the file name's extension names a type the content is not.
+
+    Only extensions the standard ``mimetypes`` table knows are judged; text is
+    never a mismatch with another text type, nor an uninformative libmagic answer.
+    """
+    if mime is None:
+        return None
+    base = name.rsplit(":", 1)[0] if ":" in name else name
+    dot = base.rfind(".")
+    if dot <= 0 or dot == len(base) - 1:
+        return False
+    ext = base[dot:].lower()
+    guessed, _ = mimetypes.guess_type("x" + ext, strict=False)
+    if guessed is None or mime in _UNINFORMATIVE or guessed in _UNINFORMATIVE:
+        return False
+    if guessed == mime or ext in mimetypes.guess_all_extensions(mime, strict=False):
+        return False
+    if ext in _EQUIVALENT.get(mime, ()):
+        return False
+    major_g, major_m = guessed.split("/")[0], mime.split("/")[0]
+    if major_g == major_m == "text" or (major_m == "text" and guessed in ("application/json", "application/xml",
+                                                                         "application/javascript", "application/x-sh")):
+        return False
+    return True
+
+
+def perceptual_hash(data: bytes, max_pixels: int) -> tuple[str | None, str | None]:
+    """(16-hex pHash, None) for a decodable image, or (None, reason) when it was not hashed.
+
+    The hash is :func:`triage.rules.phash.phash_file`'s, the very function that hashes
+    reference images, so evidence and references can only differ by their pixels.
+    """
+    from triage.rules.phash import DecompressionBombError, phash_file
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return phash_file(io.BytesIO(data), max_pixels), None
+    except DecompressionBombError as exc:
+        return None, f"image not hashed: {_oneline(exc).removeprefix('image: ')}"
+    except ImageHashError as exc:
+        return None, f"image not hashed: cannot decode ({_oneline(exc).removeprefix('image: ')})"
+    except (MemoryError, struct.error, IndexError, TypeError, ZeroDivisionError) as exc:
+        return None, f"image not hashed: cannot decode ({_oneline(exc)})"
+
+
+def entropy(counts: np.ndarray) -> float | None:
+    """Shannon entropy in bits per byte of a byte histogram; None when no byte was read."""
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    p = counts[counts > 0] / total
+    return round(float(-(p * np.log2(p)).sum()), 6) + 0.0  # + 0.0: no -0.0
+
+
+class _Hashes:
+    """md5/sha1/sha256 through hashlib, for content digested within one task."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._h = {a: hashlib.new(a) for a in ("md5", "sha1", "sha256")}
+
+    def update(self, data: bytes) -> None:
+        for h in self._h.values():
+            h.update(data)
+
+    def hexdigests(self) -> dict[str, str]:
+        return {a: h.hexdigest() for a, h in self._h.items()}
+
+
+@dataclass
+class Digest:
+    """The running digest of one piece of content; ``state``/``counts`` resume a chain."""
+
+    size: int                          # the whole content's size
+    opts: ContentOptions
+    resumable: bool = False            # hash state must be able to leave the process
+    state: bytes | None = None         # hash state handed on by the previous link
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(256, dtype=np.int64))
+    sink: BinaryIO | None = None
+    head: bytes | None = None          # the first magic_bytes, once read
+    picture: list[bytes] | None = None  # all content, while it may still be a picture to pHash
+    pos: int = 0
+    status: str = "ok"
+
+    def __post_init__(self) -> None:
+        self.hashes: Any = ResumableHashes(self.state) if self.resumable else _Hashes()
+
+    def feed(self, data: bytes) -> None:
+        if self.pos == 0:
+            self.head = data[: self.opts.magic_bytes]
+            self.picture = [] if self.size <= self.opts.max_image_bytes else None
+        self.hashes.update(data)
+        self.counts += np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+        if self.picture is not None:
+            self.picture.append(data)
+        if self.sink is not None:
+            self.sink.write(data)
+        self.pos += len(data)
+
+
+def stream(d: Digest, read: Callable[[int, int], bytes], end: int) -> Digest:
+    """Read ``[d.pos, end)`` through ``read(pos, n)`` in bounded chunks into ``d``; a short or
+    failed read ends it with a status (the content read so far stays digested)."""
+    try:
+        while d.pos < end:
+            data = read(d.pos, min(d.opts.chunk_bytes, end - d.pos))
+            if not data:
+                # what `icat` outputs too: TSK returns no bytes past an attribute's initialised
+                # size (sparse NTFS $BadClus:$Bad, never-written tails); not a read error
+                d.status = f"short: TSK returns {d.pos} of {d.size} bytes (sparse or uninitialised)"
+                break
+            d.feed(data)
+    except READ_ERRORS as exc:
+        d.status = read_failed(exc, d.pos, d.size)
+    return d
+
+
+def unreadable(exc: BaseException) -> str:
+    return f"unreadable: {_oneline(exc)}"
+
+
+def read_failed(exc: BaseException, pos: int, size: int) -> str:
+    """The status of content whose reading failed at byte ``pos``."""
+    return unreadable(exc) if pos == 0 else f"partial: read error at byte {pos} of {size}: {_oneline(exc)}"
+
+
+def finish(d: Digest, name: str, mime: str | None = None, magic: str | None = None,
+           known_mime: str | None = None) -> dict[str, Any]:
+    """The content columns of one row from a finished digest.
+
+    ``mime``/``magic``: the type a chain's first link found (later links never see the
+    head); ``known_mime``: the type a carver established.
+    """
+    readable = not d.status.startswith("unreadable")
+    if readable and mime is None:
+        mime, magic = magic_type(d.head or b"", known_mime)
+    digests = d.hashes.hexdigests() if readable else {}
+    phash, status = None, d.status
+    if readable and mime.startswith("image/") and d.picture is not None and status == "ok":
+        phash, why = perceptual_hash(b"".join(d.picture), d.opts.max_image_pixels)
+        if why and "decompression bomb" in why:
+            status = why  # content was read; an image that does not decode just has no pHash
+    return {
+        "md5": digests.get("md5"), "sha1": digests.get("sha1"), "sha256": digests.get("sha256"),
+        "mime": mime if readable else None, "magic": magic if readable else None,
+        "ext_mismatch": ext_mismatch(name, mime) if readable else None,
+        "phash": phash, "entropy": entropy(d.counts) if readable else None, "status": status,
+    }
+
+
+def failed(status: str) -> dict[str, Any]:
+    """The content columns of a row whose content could not be read at all."""
+    return {"md5": None, "sha1": None, "sha256": None, "mime": None, "magic": None, "ext_mismatch": None,
+            "phash": None, "entropy": None, "status": status}
