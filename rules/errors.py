@@ -30,12 +30,6 @@ class UnsupportedFormatError(ImageError):
     """A recognised container format this version cannot read yet (VHD, VMDK, QCOW, DMG)."""
 
 
-class VolumeError(TriageError):
-    """A volume system or one partition cannot be read; the rest of the image still is."""
-
-    exit_code = 4
-
-
 class FilesystemError(TriageError):
     """A filesystem cannot be opened or walked; becomes a status on its partition."""
 

@@ -1,8 +1,9 @@
 """The chain-of-custody audit log: ``<state dir>/audit.log``, append-only JSON Lines.
 
 Each line is one record: ``seq`` (1, 2, ...), ``time`` (UTC, ISO 8601 with Z),
-``user``, ``host``, ``action`` (submit, start, finish, fail, cancel, retry, priority,
-escalate, export, hashset-import, ...), ``job``, ``case``, ``image`` (a path or a
+``user``, ``host``, ``action`` (what this package writes: submit, start, finish, fail,
+cancel, retry, requeue, priority, escalate, run, view-results, hashset-import,
+hashset-remove; any word-with-hyphens is accepted), ``job``, ``case``, ``image`` (a path or a
 list of paths), ``image_hash`` (when known), ``details`` (a dict), ``prev`` (sha256
 hex of the previous line's exact bytes without its newline; 64 zeros for the first)
 and ``hash`` (sha256 of the record's canonical JSON without ``hash``). Lines are
@@ -45,9 +46,6 @@ if TYPE_CHECKING:
 FILENAME = "audit.log"
 GENESIS = "0" * 64
 EXIT_TAMPERED = 7
-#: actions written by this package; others are allowed when shaped like a word-with-hyphens
-KNOWN_ACTIONS = ("submit", "start", "finish", "fail", "cancel", "retry", "priority", "escalate", "export",
-                 "hashset-import", "view-results")
 FIELDS = ("seq", "time", "user", "host", "action", "job", "case", "image", "image_hash", "details", "prev", "hash")
 _ACTION = re.compile(r"^[a-z][a-z0-9-]*$")
 

@@ -5,11 +5,13 @@ under the run's work directory, named by the task's deterministic identity
 (``walk-3``, ``content-3-0012``). A restarted run loads what exists and submits
 only the rest; the final tables are merged from these files, so an interrupted
 run ends byte-identical to an uninterrupted one. A work directory made under a
-different plan (other batch sizes, other tool version) is discarded, never mixed.
+different plan (other batch sizes, other tool version, other known-item sets) is
+discarded, never mixed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -18,22 +20,45 @@ from typing import Any
 
 import pyarrow as pa
 
+from triage.rules.errors import InputError
 from triage.workers.media import MediaDigest
 from triage.workers.volumes import Partition
 from triage.workers.walk import WalkResult
 
 
 class Checkpoints:
-    def __init__(self, workdir: Path, plan: dict[str, Any]) -> None:
+    """One run's work folder. Held under an exclusive lock while the run goes on, so two
+    runs into the same folder cannot mix their checkpoints."""
+
+    def __init__(self, workdir: Path, plan: dict[str, Any], fresh: bool = False) -> None:
         self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(self.dir.parent / f"{self.dir.name}.lock", os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise InputError(f"{self.dir}: cannot create the work folder: {exc.strerror}") from exc
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise InputError(f"{self.dir.parent}: another triage run is writing there now") from None
         stamp = self.dir / "plan.json"
         text = json.dumps(plan, sort_keys=True)
-        if stamp.exists() and stamp.read_text() != text:
+        self.resumed = not fresh and stamp.exists() and stamp.read_text() == text
+        if stamp.exists() and not self.resumed:
             shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
         if not stamp.exists():
             self._atomic(stamp, text.encode())
+
+    def close(self, remove: bool = False) -> None:
+        """Release the lock; ``remove``: the results are committed, the checkpoints are done with."""
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            (self.dir.parent / f"{self.dir.name}.lock").unlink(missing_ok=True)
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
 
     def _atomic(self, path: Path, data: bytes) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -126,6 +126,7 @@ class Dispatcher:
             for act in list(self.active.values()):  # stopped: finished tasks are checkpointed
                 for run in act.runs:
                     self.driver.drop(run)
+                    run.abort()
             for job in self.queue.requeue_orphans():  # back in line now, not "running" with no dispatcher
                 self.audit.append_job("requeue", job, details={"reason": "dispatcher stopped"})
             self.queue.close()
@@ -186,8 +187,9 @@ class Dispatcher:
                 continue
             try:
                 act.results = [finalize(r) for r in act.runs]
-            except (TriageError, OSError) as exc:
-                self._abandon(act, str(exc))
+            except Exception as exc:  # noqa: BLE001 - this job failed; the backlog goes on
+                self._abandon(act, str(exc) if isinstance(exc, (TriageError, OSError))
+                              else f"{type(exc).__name__}: {exc}")
                 continue
             summary = _job_summary(act.results)
             self._escalate(act, summary["known_bad_hits"])  # carved hits count once carving is merged

@@ -65,8 +65,10 @@ def finalize(run: ImageRun) -> RunResult:
         "started": run.started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - run.t0, 3),
+        "resumed_bytes": run.resumed_bytes,  # bytes whose results came from an earlier attempt's checkpoints
     }
     run.staging.commit(summary)
+    run.ck.close(remove=True)  # committed: the checkpoints are done with
     return RunResult(run.ref.path, run.staging.out, exit_code, problems, summary)
 
 

@@ -17,10 +17,16 @@ __all__ = ["CARVE_MODES", "EXIT_EWF_MISMATCH", "EXIT_OK", "EXIT_PROBLEMS", "Imag
 def run_image(image: str | Path, out: str | Path, client: "distributed.Client",  # noqa: F821
               overwrite: bool = False, workdir: str | Path | None = None,
               carve: str | None = None, extract_carved: bool = False, home: str | Path | None = None,
-              notify: Notify | None = None) -> RunResult:
-    """Triage one image into ``out``. Raises ImageError when the image cannot be used at all."""
+              notify: Notify | None = None, resume: bool = True) -> RunResult:
+    """Triage one image into ``out``. Raises ImageError when the image cannot be used at all.
+
+    Checkpoints go to ``workdir`` (default ``out/.work``) and stay there until the results are
+    committed: the same call after a crash or Ctrl-C continues from the finished tasks, to
+    byte-identical tables, unless ``resume`` is False (or the image, options, tool version or
+    known-item sets changed: then it starts over).
+    """
     run = ImageRun(image, out, overwrite=overwrite, workdir=workdir, carve=carve,
-                   extract_carved=extract_carved, home=home, notify=notify)
+                   extract_carved=extract_carved, home=home, notify=notify, resume=resume)
     driver = Driver(client)
     try:
         driver.drive(run)

@@ -30,7 +30,7 @@ from triage.knownbad import KnownBad, event
 from triage.plan import plan_batches
 from triage.rules.home import state_dir
 from triage.settings import RunSettings
-from triage.store import Staging
+from triage.store import WORK, Staging
 from triage.tasks import KINDS, PRIORITY_BIG, PRIORITY_MEDIA, PRIORITY_SMALL, PRIORITY_VOLUMES, PRIORITY_WALK, Task
 from triage.workers.image import identify
 from triage.workers.known import snapshot
@@ -53,7 +53,9 @@ class ImageRun:
     def __init__(self, image: str | Path, out: str | Path, *, workdir: str | Path | None = None,
                  overwrite: bool = False, priority: int = 0, carve: str | None = None,
                  extract_carved: bool = False, home: str | Path | None = None, notify: Notify | None = None,
-                 settings: RunSettings | None = None) -> None:
+                 settings: RunSettings | None = None, resume: bool = True) -> None:
+        """``workdir``: where checkpoints go (default ``OUT/.work``, kept until the results are
+        committed, so the same run started again resumes); ``resume=False`` discards them first."""
         self.started = dt.datetime.now(dt.timezone.utc)
         self.t0 = time.perf_counter()
         self.settings = settings or RunSettings.from_config(carve, extract_carved)
@@ -61,7 +63,8 @@ class ImageRun:
         self.known = known_ref(home, self.settings.phash_distance)
         self.knownbad = KnownBad(self.known)
         self.staging = Staging(Path(out), overwrite=overwrite, evidence=self.ref.segments)
-        self.ck = Checkpoints(Path(workdir) if workdir else self.staging.dir / ".work", self.plan_stamp())
+        self.ck = Checkpoints(Path(workdir) if workdir else self.staging.out / WORK, self.plan_stamp(),
+                              fresh=not resume)
         self.extract_dir = str(self.ck.dir / "carved") if self.settings.extract else None
         self.priority = priority
         self.notify: Notify = notify or (lambda event, data: None)
@@ -77,6 +80,7 @@ class ImageRun:
         self.media: MediaDigest | None = None
         self.bytes_total = self.bytes_done = self.files_done = 0
         self.known_bad = 0  # hits on final rows so far (carved ones are counted when carving is merged)
+        self.resumed_bytes = 0  # of bytes_done, what checkpoints of an earlier attempt held
         self.add(Task("media", KINDS.get("media"), self.ref, PRIORITY_MEDIA, self.ref.size))
         self.add(Task("partitions", KINDS.get("partitions"), self.ref, PRIORITY_VOLUMES))
 
@@ -94,6 +98,7 @@ class ImageRun:
         if saved is None:
             self.todo.append(task)
         else:
+            self.resumed_bytes += task.nbytes
             task.kind.apply(self, task, saved)
         self._progress()
 
@@ -192,4 +197,6 @@ class ImageRun:
                                  "bytes_total": self.bytes_total, "files_done": self.files_done})
 
     def abort(self) -> None:
+        """Stopped or failed: no results; the checkpoints stay for the next attempt."""
         self.staging.abort()
+        self.ck.close()

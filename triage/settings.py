@@ -40,7 +40,8 @@ class RunSettings:
 
     @classmethod
     def from_config(cls, carve: str | None = None, extract: bool = False) -> RunSettings:
-        mode = carve or str(config.get("carve.mode"))
+        configured = config.get("carve.mode")  # DASK_TRIAGE__CARVE__MODE=none arrives as None
+        mode = carve or ("none" if configured is None else str(configured))
         if mode not in CARVE_MODES:
             raise InputError(f"carve mode {mode!r} unknown; choose one of {', '.join(CARVE_MODES)}")
         opts = content_options()

@@ -1,9 +1,11 @@
 """The results store: one output directory per image, written atomically.
 
 Everything is written under a hidden staging directory inside OUT and renamed
-into place at the end, ``summary.json`` last: a directory holding a
-``summary.json`` is complete, and a failed run leaves no half-written table
-that looks complete. Existing results are never replaced without ``overwrite``.
+into place at the end, ``summary.json`` last (after an fsync of everything it
+marks): a directory holding a ``summary.json`` is complete, and a failed run
+leaves no half-written table that looks complete. Existing results are never
+replaced without ``overwrite``. A one-shot run keeps its checkpoints in
+``OUT/.work`` (:data:`WORK`) until it commits, so running it again resumes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from triage.rules.errors import InputError
 
 RESULT_FILES = ("files.parquet", "volumes.parquet", "image.json")
 MARKER = "summary.json"
+WORK = ".work"  # a one-shot run's checkpoints, kept until its results are committed
 
 
 def out_dirs(images: list[str], out: Path) -> list[Path]:
@@ -49,6 +52,28 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
 def write_json(obj: Any, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """fsync a file, or every file and directory under a directory."""
+    if path.is_dir():
+        for child in sorted(path.iterdir()):
+            fsync_tree(child)
+        fsync_dir(path)
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove_stale(out: Path) -> None:
@@ -88,18 +113,27 @@ class Staging:
         return self.dir / name
 
     def commit(self, summary: dict[str, Any]) -> None:
-        """Move the result files into place, ``summary.json`` last, and drop the staging directory."""
+        """Move the result files into place, ``summary.json`` last, and drop the staging directory.
+
+        Durable: every result file is fsynced, and the directory entries of the renames
+        too, before ``summary.json`` is written (and fsynced), so a ``summary.json`` that
+        survives a power cut never marks results that did not.
+        """
         marker = self.out / MARKER
         if marker.exists():
             marker.unlink()  # results being replaced no longer look complete
-        for name in sorted(os.listdir(self.dir)):
-            if name.startswith("."):
-                continue  # the work directory of checkpoints stays behind and is removed below
+        names = [n for n in sorted(os.listdir(self.dir)) if not n.startswith(".")]
+        for name in names:
+            fsync_tree(self.dir / name)
+        for name in names:
             if (self.dir / name).is_dir() and (self.out / name).is_dir():
                 shutil.rmtree(self.out / name)
             os.replace(self.dir / name, self.out / name)
+        fsync_dir(self.out)
         write_json(summary, self.dir / MARKER)
+        fsync_tree(self.dir / MARKER)
         os.replace(self.dir / MARKER, marker)
+        fsync_dir(self.out)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def abort(self) -> None:

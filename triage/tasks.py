@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
+from triage.rules.errors import ImageError, TriageError
 from triage.rules.registry import Registry
 from triage.workers.carving import carve_chunk
 from triage.workers.content import read_content, read_segment
@@ -121,7 +122,10 @@ class Partitions(TaskKind):
         run.got_partitions(result)
 
     def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
-        raise exc  # no volume system and no filesystem: the image as a whole is unusable
+        # no volume system and no filesystem: nothing else can be planned, the image is unusable
+        if isinstance(exc, TriageError):
+            raise exc
+        raise ImageError(f"{run.ref.path}: partitions could not be listed: {describe(exc)}") from exc
 
 
 @KINDS.register("walk", instance=True)

@@ -20,6 +20,11 @@ EXAMPLE = """examples:
   triage run usb.001 phone.dd -o results/ --workers 4        # several images: one sub-directory each
   triage run disk.raw -o out --scheduler tcp://10.0.0.5:8786  # workers must see the image path too
 
+resuming: an interrupted run (crash, Ctrl-C, lost cluster) leaves its finished tasks in OUT/.work;
+the same command again continues from them and writes byte-identical tables. Checkpoints made
+for another image, other options, another version or other known-item sets are discarded, never
+mixed; --fresh discards them anyway. OUT/.work is removed once the results are complete.
+
 exit codes: 0 done; 2 usage; 3 bad input, nothing triaged; 4 triaged, but some partitions
 or files could not be read; 5 no cluster; 6 an E01's stored hash does not match its content."""
 
@@ -39,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case", default=None, help="case reference recorded with the run in the audit log")
     add_carve_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: discard the checkpoints an interrupted run left in OUT/.work "
+                   "(by default the same command resumes from them)")
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -143,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             bar = Progress(not args.no_progress, Path(image).name)
             try:
                 res = run_image(image, out, client, overwrite=args.overwrite, carve=args.carve,
-                                extract_carved=args.extract_carved, home=args.home, notify=bar)
+                                extract_carved=args.extract_carved, home=args.home, notify=bar,
+                                resume=not args.fresh)
             except InputError as exc:
                 if len(args.images) == 1:
                     raise
