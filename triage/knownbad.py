@@ -16,6 +16,7 @@ The printed ``KNOWN-BAD`` lines, ``summary.json``, the queue's ``known_bad_hits`
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from triage.workers.refs import KnownRef
 
@@ -37,7 +38,12 @@ class KnownBad:
         """The rows of ``table`` that are hits, with the columns a report of them needs."""
         if table.num_rows == 0 or "known" not in table.schema.names:
             return []
-        cols = table.select([c for c in _COLUMNS if c in table.schema.names]).to_pylist()
+        # candidates first (vectorised): most rows are neither known-bad nor near any reference
+        maybe = pc.or_(pc.fill_null(pc.equal(table.column("known"), "known-bad"), False),
+                       pc.is_valid(table.column("phash_match")))
+        if not pc.any(maybe).as_py():
+            return []
+        cols = table.filter(maybe).select([c for c in _COLUMNS if c in table.schema.names]).to_pylist()
         return [r for r in cols if self.is_hit(r["known"], r["phash_match"])]
 
     def count(self, table: pa.Table) -> int:

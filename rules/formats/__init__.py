@@ -3,7 +3,8 @@
 A format is a small class with ``NAME``, ``DESCRIPTION``, ``PRIORITY``,
 ``sniff(head, path) -> bool`` and ``iter_entries(fileobj) -> Iterator[Entry]``.
 Adding one is a new module in this package and no edit elsewhere: every
-non-underscore module here is imported by :func:`load_builtin_formats`.
+non-underscore module here is imported the first time the registry is asked
+(:class:`triage.rules.registry.Registry`, like every other plugin kind).
 
 Formats only *find* hashes; they do not judge them. Each :class:`Entry` carries
 the hex text as found, and :mod:`triage.rules.spill` checks lengths and digits
@@ -14,13 +15,12 @@ format it came from. A record a format cannot read at all is yielded as an
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, ClassVar, NamedTuple, Protocol, TypeVar
 
-from triage.rules.errors import HashSetFormatError, TriageError
+from triage.rules.errors import HashSetFormatError
+from triage.rules.registry import Registry
 
 #: bytes of the file start handed to ``sniff``
 HEAD_SIZE = 64 * 1024
@@ -64,70 +64,61 @@ class HashSetFormat(Protocol):
     def iter_entries(self, fileobj: BinaryIO) -> Iterator[Entry]: ...
 
 
-#: format name -> class; filled by @hashset_format when a format module is imported
-FORMATS: dict[str, type[HashSetFormat]] = {}
-#: alias -> canonical name (``sha1sum`` -> ``md5sum``)
-ALIASES: dict[str, str] = {}
+#: format name (and alias) -> class; filled by @hashset_format when a format module is imported.
+#: The shared registry helper: a duplicate name is refused, an unknown one lists the known ones.
+FORMATS: Registry[type[HashSetFormat]] = Registry("hash-set format", unknown=HashSetFormatError, package=__name__)
 
 F = TypeVar("F", bound=type)
 
 
 def hashset_format(name: str, aliases: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """Class decorator registering a format under ``name`` (and ``aliases``)."""
+    """Class decorator registering a format under ``name`` (and ``aliases``, e.g. ``sha1sum``
+    for ``md5sum``); the class states its name only here."""
 
     def register(cls: F) -> F:
-        for key in (name, *aliases):
-            taken = FORMATS.get(key) or FORMATS.get(ALIASES.get(key, ""))
-            if taken is not None and taken is not cls:
-                raise TriageError(
-                    f"hash-set format {key!r} registered twice: {taken.__module__}.{taken.__name__}"
-                    f" and {cls.__module__}.{cls.__name__}"
-                )
+        for key in (name, *aliases):  # all or nothing: a clash leaves no name registered
+            if key in FORMATS:
+                FORMATS.add(key, cls)  # raises DuplicateNameError naming both classes
         cls.NAME = name  # type: ignore[attr-defined]
-        FORMATS[name] = cls  # type: ignore[assignment]
-        for alias in aliases:
-            ALIASES[alias] = name
+        for key in (name, *aliases):
+            FORMATS.add(key, cls)  # type: ignore[arg-type]
         return cls
 
     return register
 
 
 def load_builtin_formats() -> dict[str, type[HashSetFormat]]:
-    """Import every format module of this package (idempotent) and return the registry."""
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
-    return FORMATS
+    """Import every format module of this package (idempotent): canonical name -> class."""
+    return {c.NAME: c for c in _classes()}
+
+
+def _classes() -> list[type[HashSetFormat]]:
+    """Each format class once (aliases dropped), in sniffing order."""
+    unique = {id(c): c for c in FORMATS}
+    return sorted(unique.values(), key=lambda c: (c.PRIORITY, c.NAME))
 
 
 def known_names() -> list[str]:
     """Every name ``--format`` accepts, sorted (aliases included)."""
-    load_builtin_formats()
-    return sorted({*FORMATS, *ALIASES})
+    return FORMATS.names()
 
 
 def get_format(name: str) -> HashSetFormat:
     """An instance of the format called ``name``; an unknown name lists the known ones."""
-    load_builtin_formats()
-    cls = FORMATS.get(ALIASES.get(name, name))
-    if cls is None:
-        raise HashSetFormatError(
-            f"unknown hash-set format {name!r} (known: {', '.join(known_names())})"
-        )
-    return cls()
+    return FORMATS.get(name)()
 
 
 def detect_format(path: Path, head: bytes) -> HashSetFormat:
     """The first format, by PRIORITY, whose ``sniff`` accepts ``head``."""
-    load_builtin_formats()
     if not head:
         raise HashSetFormatError(f"{path}: empty file, no hash set in it")
-    for cls in sorted(FORMATS.values(), key=lambda c: (c.PRIORITY, c.NAME)):
+    for cls in _classes():
         fmt = cls()
         if fmt.sniff(head, path):
             return fmt
     raise HashSetFormatError(
-        f"{path}: unknown hash-set format (known: {', '.join(sorted(FORMATS))}); name one with --format"
+        f"{path}: unknown hash-set format (known: {', '.join(sorted(c.NAME for c in _classes()))}); "
+        "name one with --format"
     )
 
 
@@ -142,6 +133,5 @@ def read_head(path: Path) -> bytes:
 
 def iter_formats() -> Iterator[HashSetFormat]:
     """Instances of every registered format, in sniffing order (for ``--help`` and docs)."""
-    load_builtin_formats()
-    for cls in sorted(FORMATS.values(), key=lambda c: (c.PRIORITY, c.NAME)):
+    for cls in _classes():
         yield cls()

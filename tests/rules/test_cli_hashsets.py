@@ -63,7 +63,7 @@ def test_bad_input_is_one_line_exit_3(tmp_path: Path) -> None:
     assert out.returncode == 3 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and out.stderr.startswith(f"triage: error: {bad}: invalid JSON")
     out = triage("hashsets", "import", str(bad), "--name", "vic", "--category", "known-bad", "--format", "nope", "--home", home)
-    assert out.returncode == 3 and "unknown hash-set format 'nope' (known: bare, csv," in out.stderr
+    assert out.returncode == 3 and "unknown hash-set format 'nope'; known: bare, csv," in out.stderr
     out = triage("hashsets", "import", str(bad), "--name", "vic", "--category", "evil", "--home", home)
     assert out.returncode == 2  # argparse usage error
 

@@ -15,7 +15,7 @@ BUILTIN = {"nsrl-rdsv3", "nsrl-rds2", "hashdeep", "md5sum", "bare", "csv", "vics
 
 def test_every_builtin_registered_with_its_parts() -> None:
     formats.load_builtin_formats()
-    assert BUILTIN <= set(FORMATS)
+    assert BUILTIN <= set(FORMATS.names())
     for name in BUILTIN:
         fmt = get_format(name)
         assert fmt.NAME == name and fmt.DESCRIPTION and fmt.UNIT in ("line", "record")
@@ -39,7 +39,7 @@ def test_duplicate_name_is_an_error() -> None:
             pass
 
     assert "brand-new" not in FORMATS
-    assert FORMATS["bare"].__module__ == "triage.rules.formats.bare"
+    assert FORMATS.get("bare").__module__ == "triage.rules.formats.bare"
 
 
 def test_unknown_name_lists_known_ones() -> None:
