@@ -7,12 +7,12 @@ Filesystems are opened read-only through TSK and cached per worker thread.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import pytsk3
 
 from triage.rules.errors import FilesystemError, ImageError
+from triage.workers import handles
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
 from triage.workers.refs import ImageRef, VolumeRef
 
@@ -91,24 +91,20 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
     return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none")]
 
 
-_local = threading.local()
-
-
 def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
-    """The TSK filesystem of ``vol``, opened once per worker thread."""
-    cache: dict[VolumeRef, pytsk3.FS_Info] = _local.__dict__.setdefault("fs", {})
-    fs = cache.get(vol)
-    if fs is None:
+    """The TSK filesystem of ``vol``, opened once per worker thread (bounded LRU, see ``handles``)."""
+
+    def opener() -> pytsk3.FS_Info:
         img = open_image(vol.image)
         if vol.offset >= vol.image.size:
             raise FilesystemError(f"starts at byte {vol.offset}, past the end of the image "
                                   f"({vol.image.size} bytes): truncated image?")
         try:
-            fs = pytsk3.FS_Info(img, offset=vol.offset)
+            return pytsk3.FS_Info(img, offset=vol.offset)
         except TSK_ERRORS as exc:
             raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
-        cache[vol] = fs
-    return fs
+
+    return handles.filesystems().get(vol, opener)
 
 
 def fs_type_name(fs: pytsk3.FS_Info) -> str:
