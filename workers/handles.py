@@ -92,10 +92,11 @@ def images() -> LRU:
 
 
 def filesystems() -> LRU:
-    """This thread's open TSK filesystems, keyed by VolumeRef."""
+    """This thread's open TSK filesystems, keyed by VolumeRef (a plain FS_Info is freed with its last
+    reference; one inside an unlocked volume also closes its decryption handle)."""
     cache = getattr(_local, "filesystems", None)
     if cache is None:
-        cache = _local.filesystems = LRU(MAX_OPEN_FILESYSTEMS, lambda _k, _fs: None)  # freed with its last reference
+        cache = _local.filesystems = LRU(MAX_OPEN_FILESYSTEMS, lambda _k, fs: _release(fs) if hasattr(fs, "release") else None)
     return cache
 
 

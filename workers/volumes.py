@@ -13,6 +13,9 @@ import pytsk3
 
 from triage.rules.errors import FilesystemError, ImageError
 from triage.workers import handles
+from triage.workers.encryption import detect
+from triage.workers.formats import PyImg
+from triage.workers.unlock import key_for, open_volume
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
 from triage.workers.refs import ImageRef, VolumeRef
 
@@ -83,6 +86,11 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
     try:
         fs = pytsk3.FS_Info(img, offset=0)
     except TSK_ERRORS as exc:
+        enc = detect(img.read, 0, ref.size)
+        if enc is not None:  # a bare encrypted volume (a LUKS or BitLocker image): one volume, reported as such
+            what = "encrypted volume" if enc.kind != "unknown" else "high-entropy data"
+            return [Partition(0, "whole image", 0, ref.size, "alloc", f"{enc.kind} {what} (no partition table)"
+                              if enc.kind != "unknown" else f"{what} (no partition table)", "none")]
         raise ImageError(
             f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device image, "
             "or encrypted/wiped"
@@ -102,9 +110,39 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
         try:
             return pytsk3.FS_Info(img, offset=vol.offset)
         except TSK_ERRORS as exc:
+            length = min(vol.length, vol.image.size - vol.offset)
+            enc = detect(img.read, vol.offset, length)
+            if enc is None:
+                raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
+            key = key_for(vol.image.path, vol.index)
+            if key is None or enc.kind == "unknown":
+                raise FilesystemError(enc.status()) from exc
+            return _open_unlocked(enc, img, vol, length, key)
             raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
 
     return handles.filesystems().get(vol, opener)
+
+
+class UnlockedFS(pytsk3.FS_Info):
+    """The filesystem inside an unlocked volume; ``release`` (by the handle cache) closes the decryption."""
+
+    def __init__(self, img: PyImg) -> None:
+        super().__init__(img, offset=0)
+        self._img = img
+
+    def release(self) -> None:
+        self._img.release()
+
+
+def _open_unlocked(enc, img: pytsk3.Img_Info, vol: VolumeRef, length: int, key) -> pytsk3.FS_Info:
+    media = open_volume(enc, img.read, vol.offset, length, key)
+    inner = PyImg(media)
+    try:
+        return UnlockedFS(inner)
+    except TSK_ERRORS as exc:
+        inner.release()
+        raise FilesystemError(f"{enc.kind} volume unlocked, but no filesystem recognised inside "
+                              f"({_oneline(exc)})") from exc
 
 
 def fs_type_name(fs: pytsk3.FS_Info) -> str:

@@ -14,11 +14,13 @@ from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
 from triage.store import out_dirs
 from triage.workers.image import identify
+from triage.workers.unlock import Keyring, parse_key
 
 EXAMPLE = """examples:
   triage run seized/laptop.E01 -o results/laptop
   triage run usb.001 phone.dd -o results/ --workers 4        # several images: one sub-directory each
   triage run disk.raw -o out --scheduler tcp://10.0.0.5:8786  # workers must see the image path too
+  triage run laptop.E01 -o out --key 3=passphrase:'s3cret'     # unlock the LUKS1/BitLocker partition 3
 
 exit codes: 0 done; 2 usage; 3 bad input, nothing triaged; 4 triaged, but some partitions
 or files could not be read; 5 no cluster; 6 an E01's stored hash does not match its content."""
@@ -39,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case", default=None, help="case reference recorded with the run in the audit log")
     add_carve_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace results already in OUT")
+    add_key_options(p)
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -60,6 +63,20 @@ def add_carve_options(p: argparse.ArgumentParser) -> None:
                    help="carve the whole image, allocated space included")
     p.add_argument("--extract-carved", action="store_true",
                    help="write carved objects to OUT/carved/<offset>.<type>")
+
+
+def add_key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", action="append", default=[], metavar="PARTITION=SECRET", type=parse_key,
+                   help="unlock an encrypted partition (index as in volumes.parquet): PARTITION=passphrase:TEXT, "
+                   "PARTITION=recovery:NNNNNN-... (BitLocker) or PARTITION=keyfile:PATH; repeatable. LUKS1 and "
+                   "BitLocker are unlocked; keys are sent to the workers directly, never logged or audited")
+
+
+def install_keys(client, images: list[str], keys: list) -> None:
+    """Hand the keys to every worker (present and future) as a plugin: they never travel inside a task."""
+    if keys:
+        client.register_plugin(Keyring({(str(Path(i)), idx): k for i in images for idx, k in keys}),
+                               name=Keyring.name)
 
 
 def cluster_settings(args: argparse.Namespace) -> dict:
@@ -115,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     audit = AuditLog.at(args.home)
     audit.check_writable()  # refuse before any work if the chain of custody cannot be recorded
     with connect(**cluster_settings(args)) as client:
+        install_keys(client, [str(i) for i in args.images], args.key)
         for image, out in zip(args.images, dirs):
             try:
                 res = run_image(image, out, client, overwrite=args.overwrite, progress=not args.no_progress,
