@@ -8,10 +8,12 @@ Filesystems are opened read-only through TSK and cached per worker thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytsk3
 
-from triage.rules.errors import FilesystemError, ImageError
+from triage.rules.errors import FilesystemError, ImageError, VolumeError
+from triage.rules.registry import Registry
 from triage.workers import handles
 from triage.workers.encryption import detect
 from triage.workers.formats import PyImg
@@ -59,18 +61,41 @@ def _flags(flags: int) -> str:
     return "unalloc"
 
 
-def list_partitions(ref: ImageRef) -> list[Partition]:
-    """The image's partitions, or one whole-image volume when there is no volume system.
+class VolumeSystem:
+    """Base of every volume system: how an image is divided into volumes.
 
-    Raises ImageError when neither a volume system nor a filesystem is recognised:
-    the file is most likely not a device image at all.
+    ``partitions`` returns the volumes it finds on the image, or None when the
+    image is not divided this way; ``list_partitions`` tries each registered one in
+    ``PRIORITY`` order and never asks which it holds. A new one (LVM, APFS
+    containers) is one more registered class.
     """
-    img = open_image(ref)
-    try:
-        vs = pytsk3.Volume_Info(img)
-    except TSK_ERRORS:
-        vs = None
-    if vs is not None:
+
+    NAME: ClassVar[str]
+    DESCRIPTION: ClassVar[str]
+    PRIORITY: ClassVar[int] = 10
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        raise NotImplementedError
+
+
+#: every volume system, by name, tried in PRIORITY order by list_partitions
+VOLUME_SYSTEMS: Registry[VolumeSystem] = Registry("volume system", unknown=VolumeError)
+
+
+def volume_system(cls: type) -> type:
+    return VOLUME_SYSTEMS.register(instance=True)(cls)
+
+
+@volume_system
+class TskVolumeSystem(VolumeSystem):
+    NAME = "tsk"
+    DESCRIPTION = "partition tables TSK reads: DOS/MBR incl. extended and logical, GPT, BSD, Sun, Mac"
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        try:
+            vs = pytsk3.Volume_Info(img)
+        except TSK_ERRORS:
+            return None
         block = vs.info.block_size
         vs_type = _vs_name(vs)
         parts = []
@@ -83,20 +108,50 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
             desc = p.desc.decode("utf-8", "backslashreplace") if isinstance(p.desc, bytes) else str(p.desc)
             parts.append(Partition(int(p.addr), slot, int(p.start) * block, int(p.len) * block, flags, desc, vs_type))
         return parts
-    try:
-        fs = pytsk3.FS_Info(img, offset=0)
-    except TSK_ERRORS as exc:
+
+
+@volume_system
+class BareFilesystem(VolumeSystem):
+    NAME = "none"
+    DESCRIPTION = "no partition table: a filesystem starting at byte 0 is one whole-image volume"
+    PRIORITY = 50
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        try:
+            fs = pytsk3.FS_Info(img, offset=0)
+        except TSK_ERRORS:
+            return None
+        desc = FS_TYPE_NAMES.get(int(fs.info.ftype), "filesystem")
+        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none")]
+
+
+@volume_system
+class BareEncrypted(VolumeSystem):
+    NAME = "encrypted"
+    DESCRIPTION = "no partition table: an encrypted volume (LUKS, BitLocker image) is one whole-image volume"
+    PRIORITY = 60
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
         enc = detect(img.read, 0, ref.size)
-        if enc is not None:  # a bare encrypted volume (a LUKS or BitLocker image): one volume, reported as such
-            what = "encrypted volume" if enc.kind != "unknown" else "high-entropy data"
-            return [Partition(0, "whole image", 0, ref.size, "alloc", f"{enc.kind} {what} (no partition table)"
-                              if enc.kind != "unknown" else f"{what} (no partition table)", "none")]
-        raise ImageError(
-            f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device image, "
-            "or encrypted/wiped"
-        ) from exc
-    desc = FS_TYPE_NAMES.get(int(fs.info.ftype), "filesystem")
-    return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none")]
+        if enc is None:
+            return None
+        what = f"{enc.kind} encrypted volume" if enc.kind != "unknown" else "high-entropy data"
+        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{what} (no partition table)", "none")]
+
+
+def list_partitions(ref: ImageRef) -> list[Partition]:
+    """The image's partitions, or one whole-image volume when there is no volume system.
+
+    Raises ImageError when no volume system, filesystem or encrypted volume is
+    recognised: the file is most likely not a device image at all.
+    """
+    img = open_image(ref)
+    for vs in sorted(VOLUME_SYSTEMS, key=lambda v: (v.PRIORITY, v.NAME)):
+        parts = vs.partitions(ref, img)
+        if parts is not None:
+            return parts
+    raise ImageError(f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device "
+                     "image, or encrypted/wiped")
 
 
 def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
