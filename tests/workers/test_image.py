@@ -183,3 +183,21 @@ def test_a_missing_vmdk_extent_is_named(mbr_image, tmp_path):
     extent.unlink()
     with pytest.raises(ImageError, match=f"extent file\\(s\\) missing: .*{extent.name}"):
         identify(img.path)
+
+
+@needs_qemu
+@pytest.mark.slow
+def test_container_files_are_hashed_as_they_lie(mbr_image, tmp_path):
+    import subprocess
+
+    from triage.workers.containers import hash_container_files
+
+    img = virtual.build_virtual(mbr_image, tmp_path, "vmdk-twoGbMaxExtentSparse")
+    ref = identify(img.path)
+    got = hash_container_files(ref)
+    assert [d.path for d in got] == list(ref.segments) and len(got) == 2
+    for d in got:
+        md5sum = subprocess.run(["md5sum", d.path], capture_output=True, text=True, check=True).stdout.split()[0]
+        assert (d.md5, d.size) == (md5sum, Path(d.path).stat().st_size)
+    assert all(d.md5 != mbr_image.md5 for d in got)  # the files are not the media
+    assert hash_container_files(identify(mbr_image.path)) == ()

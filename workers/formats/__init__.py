@@ -95,6 +95,8 @@ class ImageFormat:
     NAME: ClassVar[str]
     DESCRIPTION: ClassVar[str]
     PRIORITY: ClassVar[int] = 10
+    #: the files are the media stream byte for byte (raw, split raw): no separate container hash
+    MEDIA_IS_FILES: ClassVar[bool] = False
 
     def segments(self, path: Path, head: bytes, tail: bytes) -> list[str] | None:
         """Every file the evidence consists of (first one first), or None when ``path`` is not this format.

@@ -54,6 +54,8 @@ class SegmentedFile:
 class _RawFiles(ImageFormat):
     """What raw and split raw share: the media is the files themselves."""
 
+    MEDIA_IS_FILES = True
+
     def open_media(self, ref: ImageRef) -> SegmentedFile:
         return SegmentedFile(list(ref.segments))
 
