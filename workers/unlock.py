@@ -14,7 +14,6 @@ BitLocker incl. To Go (libbde: password, recovery password or .BEK startup key).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from triage.rules.errors import FilesystemError, InputError
 from triage.workers.encryption import Encrypted
-from triage.workers.formats import HandleMedia, oneline
+from triage.workers.formats import HandleMedia, RegionFile, oneline
 
 log = logging.getLogger(__name__)
 
@@ -101,36 +100,10 @@ class Keyring(WorkerPlugin):
         forget(self.keys)
 
 
-class Region:
-    """A byte range of an image as the file object libyal reads (read/seek/tell/get_size)."""
-
-    def __init__(self, read: Callable[[int, int], bytes], offset: int, size: int) -> None:
-        self._read, self._offset, self.size, self.pos = read, offset, size, 0
-
-    def read(self, n: int = -1) -> bytes:
-        n = self.size - self.pos if n is None or n < 0 else min(n, self.size - self.pos)
-        data = self._read(self._offset + self.pos, n) if n > 0 else b""
-        self.pos += len(data)
-        return data
-
-    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
-        self.pos = {os.SEEK_SET: pos, os.SEEK_CUR: self.pos + pos, os.SEEK_END: self.size + pos}[whence]
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def get_size(self) -> int:
-        return self.size
-
-    def close(self) -> None:
-        pass
-
-
 def open_volume(enc: Encrypted, read: Callable[[int, int], bytes], offset: int, length: int,
                 key: VolumeKey) -> HandleMedia:
     """The decrypted media of the volume, or FilesystemError (with the partition's encrypted status) if the key fails."""
-    region = Region(read, offset, length)
+    region = RegionFile(read, offset, length)
     try:
         if enc.kind == "LUKS1":
             import pyluksde

@@ -16,6 +16,7 @@ from triage.rules.errors import FilesystemError, ImageError, VolumeError
 from triage.rules.registry import Registry
 from triage.workers import handles
 from triage.workers.encryption import detect
+from triage.workers import lvm
 from triage.workers.formats import PyImg
 from triage.workers.unlock import key_for, open_volume
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
@@ -126,6 +127,18 @@ class BareFilesystem(VolumeSystem):
 
 
 @volume_system
+class BarePhysicalVolume(VolumeSystem):
+    NAME = "lvm"
+    DESCRIPTION = "no partition table: an LVM2 physical volume, its logical volumes listed after it"
+    PRIORITY = 40
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        if not lvm.is_physical_volume(img.read, 0):
+            return None
+        return [Partition(0, "whole image", 0, ref.size, "alloc", "LVM2 physical volume (no partition table)", "none")]
+
+
+@volume_system
 class BareEncrypted(VolumeSystem):
     NAME = "encrypted"
     DESCRIPTION = "no partition table: an encrypted volume (LUKS, BitLocker image) is one whole-image volume"
@@ -149,7 +162,7 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
     for vs in sorted(VOLUME_SYSTEMS, key=lambda v: (v.PRIORITY, v.NAME)):
         parts = vs.partitions(ref, img)
         if parts is not None:
-            return parts
+            return lvm.expand(parts, img.read, ref.size)
     raise ImageError(f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device "
                      "image, or encrypted/wiped")
 
@@ -162,6 +175,10 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
         if vol.offset >= vol.image.size:
             raise FilesystemError(f"starts at byte {vol.offset}, past the end of the image "
                                   f"({vol.image.size} bytes): truncated image?")
+        n = lvm.lv_number(vol.index)
+        if n is not None:
+            media = lvm.open_logical_volume(img.read, vol.offset, vol.image.size - vol.offset, n)
+            return _open_inner(PyImg(media), f"LVM2 logical volume {n}")
         try:
             return pytsk3.FS_Info(img, offset=vol.offset)
         except TSK_ERRORS as exc:
@@ -178,8 +195,9 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
     return handles.filesystems().get(vol, opener)
 
 
-class UnlockedFS(pytsk3.FS_Info):
-    """The filesystem inside an unlocked volume; ``release`` (by the handle cache) closes the decryption."""
+class InnerFS(pytsk3.FS_Info):
+    """The filesystem inside a volume read through a library (an unlocked volume, an LVM logical volume);
+    ``release`` (by the handle cache) closes that library's handle."""
 
     def __init__(self, img: PyImg) -> None:
         super().__init__(img, offset=0)
@@ -190,14 +208,15 @@ class UnlockedFS(pytsk3.FS_Info):
 
 
 def _open_unlocked(enc, img: pytsk3.Img_Info, vol: VolumeRef, length: int, key) -> pytsk3.FS_Info:
-    media = open_volume(enc, img.read, vol.offset, length, key)
-    inner = PyImg(media)
+    return _open_inner(PyImg(open_volume(enc, img.read, vol.offset, length, key)), f"{enc.kind} volume unlocked")
+
+
+def _open_inner(inner: PyImg, what: str) -> pytsk3.FS_Info:
     try:
-        return UnlockedFS(inner)
+        return InnerFS(inner)
     except TSK_ERRORS as exc:
         inner.release()
-        raise FilesystemError(f"{enc.kind} volume unlocked, but no filesystem recognised inside "
-                              f"({_oneline(exc)})") from exc
+        raise FilesystemError(f"{what}: no filesystem recognised inside ({_oneline(exc)})") from exc
 
 
 def fs_type_name(fs: pytsk3.FS_Info) -> str:

@@ -13,9 +13,9 @@ from triage.workers.volumes import VOLUME_SYSTEMS, list_partitions
 
 
 def test_registered_volume_systems():
-    assert VOLUME_SYSTEMS.names() == ["encrypted", "none", "tsk"]
-    with pytest.raises(VolumeError, match="unknown volume system 'lvm'; known: encrypted, none, tsk"):
-        VOLUME_SYSTEMS.get("lvm")
+    assert VOLUME_SYSTEMS.names() == ["encrypted", "lvm", "none", "tsk"]
+    with pytest.raises(VolumeError, match="unknown volume system 'apfs'; known: encrypted, lvm, none, tsk"):
+        VOLUME_SYSTEMS.get("apfs")
 
 
 @pytest.mark.skipif(shutil.which("cryptsetup") is None, reason="cryptsetup not installed")

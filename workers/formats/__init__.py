@@ -15,9 +15,10 @@ it accepts any file.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -82,6 +83,32 @@ class HandleMedia:
                     h.close()
                 except (OSError, IOError):  # already closed: nothing to release
                     pass
+
+
+class RegionFile:
+    """A byte range of an image as the file object libyal reads (read/seek/tell/get_size): a volume inside a partition."""
+
+    def __init__(self, read: Callable[[int, int], bytes], offset: int, size: int) -> None:
+        self._read, self._offset, self.size, self.pos = read, offset, size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n is None or n < 0 else min(n, self.size - self.pos)
+        data = self._read(self._offset + self.pos, n) if n > 0 else b""
+        self.pos += len(data)
+        return data
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        self.pos = {os.SEEK_SET: pos, os.SEEK_CUR: self.pos + pos, os.SEEK_END: self.size + pos}[whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def get_size(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        pass
 
 
 class ImageFormat:
