@@ -201,3 +201,21 @@ def test_container_files_are_hashed_as_they_lie(mbr_image, tmp_path):
         assert (d.md5, d.size) == (md5sum, Path(d.path).stat().st_size)
     assert all(d.md5 != mbr_image.md5 for d in got)  # the files are not the media
     assert hash_container_files(identify(mbr_image.path)) == ()
+
+
+@needs_qemu
+@pytest.mark.slow
+def test_a_differencing_vhd_reads_its_own_sectors_and_the_rest_from_its_parent(mbr_image, tmp_path):
+    changes = {4096: b"C" * 512, 3 << 20: b"D" * 512}
+    img, expected = virtual.build_differencing_vhd(mbr_image, tmp_path, changes)
+    ref = identify(img.path)
+    assert ref.format == "vhd" and ref.segments == (str(tmp_path / "child.vhd"), str(tmp_path / "parent.vhd"))
+    assert _md5(ref) == hashlib.md5(expected).hexdigest() != mbr_image.md5
+    assert open_image(ref).read(4096 - 16, 32) == expected[4096 - 16:4096 + 16]
+    # a parent of another disk (a different unique id) is refused, not read through
+    other = tmp_path / "other"
+    other.mkdir()
+    virtual.build_virtual(mbr_image, other, "vhd-dynamic")
+    (other / (mbr_image.raw.stem + ".vhd")).replace(tmp_path / "parent.vhd")
+    with pytest.raises(ImageError, match="child.vhd: parent parent.vhd has identifier .* not its parent"):
+        identify(img.path)
