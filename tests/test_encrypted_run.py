@@ -53,3 +53,8 @@ def test_a_key_unlocks_luks1_and_is_never_written(tmp_path, triage_cli, read_row
     assert hashed >= 2 and rows["secret/plans.txt"]["size"] == len(disk.contents["secret/plans.txt"])
     written = res.stdout.encode() + res.stderr.encode() + _everything_written(tmp_path / "out", home)
     assert PASSPHRASE.encode() not in written
+
+
+def test_a_bad_key_spec_is_a_usage_error_that_does_not_echo_it(tmp_path, triage_cli):
+    res = triage_cli("run", tmp_path / "x.dd", "-o", tmp_path / "out", "--key", "x=hunter2", cluster=False)
+    assert res.returncode == 2 and "--key" in res.stderr and "hunter2" not in res.stderr + res.stdout

@@ -66,10 +66,18 @@ def add_carve_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_key_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", action="append", default=[], metavar="PARTITION=SECRET", type=parse_key,
+    p.add_argument("--key", action="append", default=[], metavar="PARTITION=SECRET", type=key_arg,
                    help="unlock an encrypted partition (index as in volumes.parquet): PARTITION=passphrase:TEXT, "
                    "PARTITION=recovery:NNNNNN-... (BitLocker) or PARTITION=keyfile:PATH; repeatable. LUKS1 and "
                    "BitLocker are unlocked; keys are sent to the workers directly, never logged or audited")
+
+
+def key_arg(spec: str):
+    """argparse type for --key: a usage error that never echoes the secret."""
+    try:
+        return parse_key(spec)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--key: ")) from None
 
 
 def install_keys(client, images: list[str], keys: list) -> None:
