@@ -87,12 +87,14 @@ def detect(read: Callable[[int, int], bytes], offset: int, length: int) -> Encry
     A partition of zeros, a damaged filesystem or compressed files in plain sight fail the
     test somewhere; random wipes pass it, which is why the status carries a question mark.
     """
-    head = read(offset, 4096)
-    found = sniff(head)
-    if found is not None or length < 5 * SAMPLE:
-        return found
-    places = [offset + i * (length - SAMPLE) // 4 for i in range(5)]
-    bits = [entropy(read(p, SAMPLE)) for p in places]
+    try:
+        found = sniff(read(offset, min(4096, length)))
+        if found is not None or length < 5 * SAMPLE:
+            return found
+        places = [offset + i * (length - SAMPLE) // 4 for i in range(5)]
+        bits = [entropy(read(p, SAMPLE)) for p in places]
+    except (OSError, RuntimeError):  # an unreadable stretch (truncated image): nothing to conclude
+        return None
     if min(bits) >= ENTROPY_BITS:
         return Encrypted("unknown", None, f"high-entropy data throughout (min {min(bits):.3f} bits/byte over "
                                           f"{len(places)} samples): encrypted, or wiped with random data")

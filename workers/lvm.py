@@ -32,7 +32,10 @@ Reader = Callable[[int, int], bytes]
 
 def is_physical_volume(read: Reader, offset: int) -> bool:
     """An LVM2 label is in one of the first four sectors: 'LABELONE', then 'LVM2 001' at +24."""
-    head = read(offset, 2048)
+    try:
+        head = read(offset, 2048)
+    except (OSError, RuntimeError):  # past the end of a truncated image: no label to see
+        return False
     return any(head[s:s + 8] == LABEL and head[s + 24:s + 32] == b"LVM2 001" for s in range(0, 2048, 512))
 
 
@@ -80,7 +83,7 @@ def expand(parts: list, read: Reader, image_size: int) -> list:
     out = []
     lvs_rows = []
     for p in parts:
-        if p.flags != "alloc" or not is_physical_volume(read, p.start):
+        if p.flags != "alloc" or p.start >= image_size or not is_physical_volume(read, p.start):
             out.append(p)
             continue
         lvs = logical_volumes(read, p.start, min(p.length, image_size - p.start))
