@@ -80,6 +80,14 @@ def entropy(data: bytes) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts if c)
 
 
+def sniff_volume(read: Callable[[int, int], bytes], offset: int, length: int) -> Encrypted | None:
+    """The encryption header at ``offset``, if any (no entropy test: cheap enough to run before opening a filesystem)."""
+    try:
+        return sniff(read(offset, min(4096, length)))
+    except (OSError, RuntimeError):
+        return None
+
+
 def detect(read: Callable[[int, int], bytes], offset: int, length: int) -> Encrypted | None:
     """Encryption of the volume at ``offset`` (``length`` bytes) of an image read by ``read(offset, size)``.
 

@@ -15,7 +15,7 @@ import pytsk3
 from triage.rules.errors import FilesystemError, ImageError, VolumeError
 from triage.rules.registry import Registry
 from triage.workers import handles
-from triage.workers.encryption import detect
+from triage.workers.encryption import detect, sniff_volume
 from triage.workers import lvm
 from triage.workers.formats import PyImg
 from triage.workers.unlock import key_for, open_volume
@@ -179,18 +179,20 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
         if n is not None:
             media = lvm.open_logical_volume(img.read, vol.offset, vol.image.size - vol.offset, n)
             return _open_inner(PyImg(media), f"LVM2 logical volume {n}")
-        try:
-            return pytsk3.FS_Info(img, offset=vol.offset)
-        except TSK_ERRORS as exc:
-            length = min(vol.length, vol.image.size - vol.offset)
-            enc = detect(img.read, vol.offset, length)
-            if enc is None:
-                raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
-            key = key_for(vol.image.path, vol.index)
-            if key is None or enc.kind == "unknown":
-                raise FilesystemError(enc.status()) from exc
-            return _open_unlocked(enc, img, vol, length, key)
-            raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
+        length = min(vol.length, vol.image.size - vol.offset)
+        # a header first: a BitLocker To Go volume is also a valid FAT32 showing only its reader program
+        enc = sniff_volume(img.read, vol.offset, length)
+        if enc is None:
+            try:
+                return pytsk3.FS_Info(img, offset=vol.offset)
+            except TSK_ERRORS as exc:
+                enc = detect(img.read, vol.offset, length)  # now the entropy test too
+                if enc is None:
+                    raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
+        key = key_for(vol.image.path, vol.index)
+        if key is None or enc.kind == "unknown":
+            raise FilesystemError(enc.status())
+        return _open_unlocked(enc, img, vol, length, key)
 
     return handles.filesystems().get(vol, opener)
 

@@ -122,3 +122,17 @@ def test_key_specs(tmp_path):
     assert parse_key(f"4=keyfile:{kf}")[1] == VolumeKey("keyfile", str(kf))
     with pytest.raises(InputError, match="key file for partition 4 not found"):
         parse_key(f"4=keyfile:{os.devnull}x")
+
+
+def test_bitlocker_to_go_is_not_taken_for_its_fat32_cover(tmp_path):
+    """A To Go volume is a valid FAT32 holding only the reader program; the header says it is BitLocker."""
+    from triage_test_fixtures.mkfs import make_fat
+
+    p = tmp_path / "togo.raw"
+    make_fat(p, 40 << 20, {"BitLockerToGo.exe": b"MZ" + bytes(1000)})
+    with open(p, "r+b") as f:
+        f.seek(424)
+        f.write(BITLOCKER_GUID)
+    ref = identify(p)
+    with pytest.raises(FilesystemError, match=r"^encrypted: BitLocker To Go .*no key given"):
+        open_fs(VolumeRef(ref, 0, 0, ref.size))
