@@ -28,7 +28,9 @@ or files could not be read; 5 no cluster; 6 an E01's stored hash does not match 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="triage device images now and write the results",
-                       description="Open each image (raw, split raw .001, E01, bare filesystem), walk every "
+                       description="Open each image (raw, split raw .001, E01, VMDK, VHD, VHDX, QCOW2, bare "
+                       "filesystem; LVM2 logical volumes; encrypted partitions reported, LUKS1/BitLocker unlocked "
+                       "with --key), walk every "
                        "partition's files incl. deleted and orphan ones, hash and type every file, and write "
                        "OUT/files.parquet, OUT/volumes.parquet, OUT/image.json and OUT/summary.json.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
