@@ -7,12 +7,18 @@ Filesystems are opened read-only through TSK and cached per worker thread.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytsk3
 
-from triage.rules.errors import FilesystemError, ImageError
+from triage.rules.errors import FilesystemError, ImageError, VolumeError
+from triage.rules.registry import Registry
+from triage.workers import handles
+from triage.workers.encryption import detect, sniff_volume
+from triage.workers import lvm
+from triage.workers.formats import PyImg
+from triage.workers.unlock import key_for, open_volume
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
 from triage.workers.refs import ImageRef, VolumeRef
 
@@ -56,18 +62,41 @@ def _flags(flags: int) -> str:
     return "unalloc"
 
 
-def list_partitions(ref: ImageRef) -> list[Partition]:
-    """The image's partitions, or one whole-image volume when there is no volume system.
+class VolumeSystem:
+    """Base of every volume system: how an image is divided into volumes.
 
-    Raises ImageError when neither a volume system nor a filesystem is recognised:
-    the file is most likely not a device image at all.
+    ``partitions`` returns the volumes it finds on the image, or None when the
+    image is not divided this way; ``list_partitions`` tries each registered one in
+    ``PRIORITY`` order and never asks which it holds. A new one (LVM, APFS
+    containers) is one more registered class.
     """
-    img = open_image(ref)
-    try:
-        vs = pytsk3.Volume_Info(img)
-    except TSK_ERRORS:
-        vs = None
-    if vs is not None:
+
+    NAME: ClassVar[str]
+    DESCRIPTION: ClassVar[str]
+    PRIORITY: ClassVar[int] = 10
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        raise NotImplementedError
+
+
+#: every volume system, by name, tried in PRIORITY order by list_partitions
+VOLUME_SYSTEMS: Registry[VolumeSystem] = Registry("volume system", unknown=VolumeError)
+
+
+def volume_system(cls: type) -> type:
+    return VOLUME_SYSTEMS.register(instance=True)(cls)
+
+
+@volume_system
+class TskVolumeSystem(VolumeSystem):
+    NAME = "tsk"
+    DESCRIPTION = "partition tables TSK reads: DOS/MBR incl. extended and logical, GPT, BSD, Sun, Mac"
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        try:
+            vs = pytsk3.Volume_Info(img)
+        except TSK_ERRORS:
+            return None
         block = vs.info.block_size
         vs_type = _vs_name(vs)
         parts = []
@@ -80,35 +109,116 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
             desc = p.desc.decode("utf-8", "backslashreplace") if isinstance(p.desc, bytes) else str(p.desc)
             parts.append(Partition(int(p.addr), slot, int(p.start) * block, int(p.len) * block, flags, desc, vs_type))
         return parts
-    try:
-        fs = pytsk3.FS_Info(img, offset=0)
-    except TSK_ERRORS as exc:
-        raise ImageError(
-            f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device image, "
-            "or encrypted/wiped"
-        ) from exc
-    desc = FS_TYPE_NAMES.get(int(fs.info.ftype), "filesystem")
-    return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none")]
 
 
-_local = threading.local()
+@volume_system
+class BareFilesystem(VolumeSystem):
+    NAME = "none"
+    DESCRIPTION = "no partition table: a filesystem starting at byte 0 is one whole-image volume"
+    PRIORITY = 50
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        try:
+            fs = pytsk3.FS_Info(img, offset=0)
+        except TSK_ERRORS:
+            return None
+        desc = FS_TYPE_NAMES.get(int(fs.info.ftype), "filesystem")
+        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none")]
+
+
+@volume_system
+class BarePhysicalVolume(VolumeSystem):
+    NAME = "lvm"
+    DESCRIPTION = "no partition table: an LVM2 physical volume, its logical volumes listed after it"
+    PRIORITY = 40
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        if not lvm.is_physical_volume(img.read, 0):
+            return None
+        return [Partition(0, "whole image", 0, ref.size, "alloc", "LVM2 physical volume (no partition table)", "none")]
+
+
+@volume_system
+class BareEncrypted(VolumeSystem):
+    NAME = "encrypted"
+    DESCRIPTION = "no partition table: an encrypted volume (LUKS, BitLocker image) is one whole-image volume"
+    PRIORITY = 60
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        enc = detect(img.read, 0, ref.size)
+        if enc is None:
+            return None
+        what = f"{enc.kind} encrypted volume" if enc.kind != "unknown" else "high-entropy data"
+        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{what} (no partition table)", "none")]
+
+
+def list_partitions(ref: ImageRef) -> list[Partition]:
+    """The image's partitions, or one whole-image volume when there is no volume system.
+
+    Raises ImageError when no volume system, filesystem or encrypted volume is
+    recognised: the file is most likely not a device image at all.
+    """
+    img = open_image(ref)
+    for vs in sorted(VOLUME_SYSTEMS, key=lambda v: (v.PRIORITY, v.NAME)):
+        parts = vs.partitions(ref, img)
+        if parts is not None:
+            return lvm.expand(parts, img.read, ref.size)
+    raise ImageError(f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device "
+                     "image, or encrypted/wiped")
 
 
 def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
-    """The TSK filesystem of ``vol``, opened once per worker thread."""
-    cache: dict[VolumeRef, pytsk3.FS_Info] = _local.__dict__.setdefault("fs", {})
-    fs = cache.get(vol)
-    if fs is None:
+    """The TSK filesystem of ``vol``, opened once per worker thread (bounded LRU, see ``handles``)."""
+
+    def opener() -> pytsk3.FS_Info:
         img = open_image(vol.image)
         if vol.offset >= vol.image.size:
             raise FilesystemError(f"starts at byte {vol.offset}, past the end of the image "
                                   f"({vol.image.size} bytes): truncated image?")
-        try:
-            fs = pytsk3.FS_Info(img, offset=vol.offset)
-        except TSK_ERRORS as exc:
-            raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
-        cache[vol] = fs
-    return fs
+        n = lvm.lv_number(vol.index)
+        if n is not None:
+            media = lvm.open_logical_volume(img.read, vol.offset, vol.image.size - vol.offset, n)
+            return _open_inner(PyImg(media), f"LVM2 logical volume {n}")
+        length = min(vol.length, vol.image.size - vol.offset)
+        # a header first: a BitLocker To Go volume is also a valid FAT32 showing only its reader program
+        enc = sniff_volume(img.read, vol.offset, length)
+        if enc is None:
+            try:
+                return pytsk3.FS_Info(img, offset=vol.offset)
+            except TSK_ERRORS as exc:
+                enc = detect(img.read, vol.offset, length)  # now the entropy test too
+                if enc is None:
+                    raise FilesystemError(f"no filesystem recognised ({_oneline(exc)})") from exc
+        key = key_for(vol.image.path, vol.index)
+        if key is None or enc.kind == "unknown":
+            raise FilesystemError(enc.status())
+        return _open_unlocked(enc, img, vol, length, key)
+
+    return handles.filesystems().get(vol, opener)
+
+
+class InnerFS(pytsk3.FS_Info):
+    """The filesystem inside a volume read through a library (an unlocked volume, an LVM logical volume);
+    ``release`` (by the handle cache) closes that library's handle."""
+
+    def __init__(self, img: PyImg) -> None:
+        super().__init__(img, offset=0)
+        self._img = img
+
+    def release(self) -> None:
+        self._img.release()
+
+
+def _open_unlocked(enc, img: pytsk3.Img_Info, vol: VolumeRef, length: int, key) -> pytsk3.FS_Info:
+    return _open_inner(PyImg(open_volume(enc, img.read, vol.offset, length, key)), f"{enc.kind} volume unlocked")
+
+
+def _open_inner(inner: PyImg, what: str) -> pytsk3.FS_Info:
+    try:
+        return InnerFS(inner)
+    except TSK_ERRORS as exc:
+        inner.release()
+        raise FilesystemError(f"{what}: no filesystem recognised inside ({_oneline(exc)})") from exc
 
 
 def fs_type_name(fs: pytsk3.FS_Info) -> str:

@@ -14,11 +14,13 @@ from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
 from triage.store import out_dirs
 from triage.workers.image import identify
+from triage.workers.unlock import Keyring, parse_key
 
 EXAMPLE = """examples:
   triage run seized/laptop.E01 -o results/laptop
   triage run usb.001 phone.dd -o results/ --workers 4        # several images: one sub-directory each
   triage run disk.raw -o out --scheduler tcp://10.0.0.5:8786  # workers must see the image path too
+  triage run laptop.E01 -o out --key 3=passphrase:'s3cret'     # unlock the LUKS1/BitLocker partition 3
 
 resuming: an interrupted run (crash, Ctrl-C, lost cluster) leaves its finished tasks in OUT/.work;
 the same command again continues from them and writes byte-identical tables. Checkpoints made
@@ -31,7 +33,9 @@ or files could not be read; 5 no cluster; 6 an E01's stored hash does not match 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="triage device images now and write the results",
-                       description="Open each image (raw, split raw .001, E01, bare filesystem), walk every "
+                       description="Open each image (raw, split raw .001, E01, VMDK, VHD, VHDX, QCOW2, bare "
+                       "filesystem; LVM2 logical volumes; encrypted partitions reported, LUKS1/BitLocker unlocked "
+                       "with --key), walk every "
                        "partition's files incl. deleted and orphan ones, hash and type every file, and write "
                        "OUT/files.parquet, OUT/volumes.parquet, OUT/image.json and OUT/summary.json.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh", action="store_true",
                    help="start over: discard the checkpoints an interrupted run left in OUT/.work "
                    "(by default the same command resumes from them)")
+    add_key_options(p)
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -68,6 +73,28 @@ def add_carve_options(p: argparse.ArgumentParser) -> None:
                    help="carve the whole image, allocated space included")
     p.add_argument("--extract-carved", action="store_true",
                    help="write carved objects to OUT/carved/<offset>.<type>")
+
+
+def add_key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key", action="append", default=[], metavar="PARTITION=SECRET", type=key_arg,
+                   help="unlock an encrypted partition (index as in volumes.parquet): PARTITION=passphrase:TEXT, "
+                   "PARTITION=recovery:NNNNNN-... (BitLocker) or PARTITION=keyfile:PATH; repeatable. LUKS1 and "
+                   "BitLocker are unlocked; keys are sent to the workers directly, never logged or audited")
+
+
+def key_arg(spec: str):
+    """argparse type for --key: a usage error that never echoes the secret."""
+    try:
+        return parse_key(spec)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--key: ")) from None
+
+
+def install_keys(client, images: list[str], keys: list) -> None:
+    """Hand the keys to every worker (present and future) as a plugin: they never travel inside a task."""
+    if keys:
+        client.register_plugin(Keyring({(str(Path(i)), idx): k for i in images for idx, k in keys}),
+                               name=Keyring.name)
 
 
 def cluster_settings(args: argparse.Namespace) -> dict:
@@ -147,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     audit = AuditLog.at(args.home)
     audit.check_writable()  # refuse before any work if the chain of custody cannot be recorded
     with connect(**cluster_settings(args)) as client:
+        install_keys(client, [str(i) for i in args.images], args.key)
         for image, out in zip(args.images, dirs):
             bar = Progress(not args.no_progress, Path(image).name)
             try:

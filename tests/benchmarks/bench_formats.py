@@ -1,0 +1,101 @@
+"""Benchmark: what a container costs. `run_image` on the benchmark device as raw, VMDK, VHDX, QCOW2 and E01.
+
+Run on demand (pytest does not collect tests/benchmarks); prints figures, asserts nothing about time:
+
+    .venv/bin/python tests/benchmarks/bench_formats.py                  # the 2 GiB device of bench_run.py
+    .venv/bin/python tests/benchmarks/bench_formats.py --size-gib 0.25  # a quick look
+
+The device is bench_run.py's (corpus.build_image, cached in --workdir); each container is made from it by
+the tool that writes it in the field (qemu-img convert; ewfacquire, fast compression) and cached beside it.
+One warm cluster; for each format: the whole run (carving as configured, best of --repeat) and the image
+hash task alone (the one sequential task, where decoding shows most). Target: each <= 1.2x raw.
+Every timed window also reports the CPU other processes took meanwhile (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpus  # noqa: E402
+import probes  # noqa: E402
+
+WORKERS = 2
+#: name -> (file suffix, command making it from RAW into OUT)
+CONTAINERS = {
+    "vmdk": (".vmdk", ["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicSparse",
+                       "{raw}", "{out}"]),
+    "vhdx": (".vhdx", ["qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic", "{raw}", "{out}"]),
+    "qcow2": (".qcow2", ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", "{raw}", "{out}"]),
+    "e01": (".E01", ["ewfacquire", "-u", "-q", "-t", "{stem}", "-f", "encase6", "-c", "fast", "-S", "8GiB",
+                     "{raw}"]),
+}
+
+
+def make_containers(raw: Path) -> dict[str, Path]:
+    out = {"raw": raw}
+    for name, (suffix, cmd) in CONTAINERS.items():
+        target = raw.with_name(raw.stem + "-bench" + suffix)
+        if not target.exists():
+            t0 = time.perf_counter()
+            args = [c.format(raw=raw, out=target, stem=target.with_suffix("")) for c in cmd]
+            subprocess.run(args, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+            print(f"  made {target.name} ({target.stat().st_size / (1 << 20):.0f} MiB) in "
+                  f"{time.perf_counter() - t0:.1f} s")
+        out[name] = target
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-gib", type=float, default=2.0)
+    ap.add_argument("--workdir", type=Path, default=Path("/work/benchdata"))
+    ap.add_argument("--repeat", type=int, default=2, help="timed runs per format; the best is reported")
+    ap.add_argument("--seed", type=int, default=1729)
+    args = ap.parse_args(argv)
+
+    from triage.cluster.connect import connect
+    from triage.pipeline import run_image
+    from triage.workers.image import identify
+    from triage.workers.media import hash_media
+
+    spec = corpus.CorpusSpec(args.size_gib, args.seed)
+    raw, manifest = corpus.build_image(spec, args.workdir)
+    print(f"device {raw} ({manifest['disk_bytes'] / (1 << 30):.2f} GiB, {manifest['files']} files)")
+    images = make_containers(raw)
+    for p in images.values():
+        probes.read_through(p)  # page cache warm for every format alike
+    runs = args.workdir / "runs" / f"formats-{spec.key}-{time.strftime('%Y%m%dT%H%M%S')}"
+    results: dict[str, dict] = {}
+    with connect(workers=WORKERS) as client:
+        run_image(raw, runs / "warm", client)
+        for name, image in images.items():
+            walls, loads, media = [], [], []
+            for i in range(args.repeat):
+                with probes.Load() as load:
+                    res = run_image(image, runs / f"{name}-{i}", client)
+                walls.append(load.wall)
+                loads.append(load)
+                ref = identify(image)
+                with probes.Load() as mload:
+                    client.submit(hash_media, ref, pure=False).result()
+                media.append(mload.wall)
+            results[name] = {"wall": min(walls), "media": min(media), "load": loads[walls.index(min(walls))],
+                             "sha256": res.summary["image"]["sha256"], "entries": res.summary["files"]["entries"]}
+    base = results["raw"]
+    print(f"\n{'format':8} {'run s':>8} {'x raw':>6} {'hash s':>8} {'x raw':>6}  rows     same image hash")
+    for name, r in results.items():
+        print(f"{name:8} {r['wall']:8.2f} {r['wall'] / base['wall']:6.2f} {r['media']:8.2f} "
+              f"{r['media'] / base['media']:6.2f}  {r['entries']:<8} {r['sha256'] == base['sha256']}   "
+              f"{r['load'].note()}")
+    print("target: each container's run <= 1.2x raw")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

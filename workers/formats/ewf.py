@@ -1,0 +1,42 @@
+"""Expert Witness / EnCase images (E01, Ex01), single or multi-segment, read through libewf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from triage.rules.errors import ImageError
+from triage.workers.formats import HandleMedia, ImageFormat, image_format, oneline
+from triage.workers.refs import ImageRef
+
+EWF_SIGNATURES = (b"EVF\x09\x0d\x0a\xff\x00", b"EVF2\x0d\x0a\x81\x00")
+
+
+def open_ewf(ref: ImageRef):  # -> pyewf.handle
+    """A pyewf handle over every segment of ``ref`` (also used for the stored hashes)."""
+    import pyewf
+
+    handle = pyewf.handle()
+    try:
+        handle.open(list(ref.segments), "r")
+    except (OSError, IOError) as exc:
+        raise ImageError(f"{ref.path}: EWF image cannot be opened: {oneline(exc)}") from exc
+    return handle
+
+
+@image_format
+class EwfFormat(ImageFormat):
+    NAME = "ewf"
+    DESCRIPTION = "Expert Witness / EnCase (E01, Ex01), single or multi-segment, via libewf"
+
+    def segments(self, path: Path, head: bytes, tail: bytes) -> list[str] | None:
+        if not head.startswith(EWF_SIGNATURES):
+            return None
+        import pyewf
+
+        try:
+            return sorted(pyewf.glob(str(path)))
+        except OSError as exc:
+            raise ImageError(f"{path}: EWF segments could not be listed: {oneline(exc)}") from exc
+
+    def open_media(self, ref: ImageRef) -> HandleMedia:
+        return HandleMedia(open_ewf(ref))
