@@ -9,20 +9,26 @@ importer (``rules/imagedir.py``). The hash is the classic pHash that
 16 hex digits, which is also how CSV and VICS files carry it; as an integer it
 is ``int(hex, 16)``.
 
-Why it is cheap while staying within a bit or two of imagehash's full-decode
-answer (``tests/benchmarks/bench_phash.py`` measures both; what is left is
-almost all the decoder's entropy decoding / inflating, which no reduction avoids):
+What it costs, and why not less (``tests/benchmarks/bench_phash.py`` measures
+CPU per picture and the bit distance to imagehash's full-decode pHash):
 
-* Only what the 32x32 reduction needs is decoded. JPEGs are decoded by libjpeg
-  at 1/2, 1/4 or 1/8 scale straight to grey (``draft``: the DCT scaling skips
-  most of the inverse transform and all colour conversion). Formats without a
-  reduced-size decoder (PNG, GIF, ...) are decoded once and then box-reduced
-  (``reducing_gap``) before the Lanczos filter, so the filter touches a few
-  thousand pixels instead of millions.
+* Only what the 32x32 reduction needs is decoded where a decoder can scale:
+  JPEGs are decoded by libjpeg at 1/2, 1/4 or 1/8 scale straight to grey
+  (``draft``: the DCT scaling skips most of the inverse transform and all colour
+  conversion). PNG, GIF and the rest have no reduced-size decoder.
 * The DCT is two small matrix products with a precomputed 8x32 cosine basis
   (only the 8 lowest frequencies are ever used), not two full FFT-based DCTs
-  through scipy: about 5 us instead of 60 us, and no scipy import in a worker.
-* Pictures already 32x32 grey skip the resize; nothing is converted twice.
+  through scipy and imagehash's wrappers; a worker no longer imports scipy.
+  :func:`phash_pixels_many` hashes a stack of reductions in one batched product.
+* What is left is almost all the decoders' own work (a JPEG's entropy decoding,
+  which costs the same at every scale; a PNG's inflate and unfiltering), so the
+  hash costs about 1.3x less CPU than before on the run benchmark's JPEG/PNG mix,
+  not the 5x issue #11 hoped for. Shortcuts that change pixels (a box
+  pre-reduction before the Lanczos filter, 1/8-scale JPEG decodes to 32-128 px)
+  were measured and rejected: on pictures whose DCT coefficients crowd the
+  median they flip up to 20 bits, and references hashed before must keep
+  matching. As it is, the hash equals imagehash's for every non-JPEG picture
+  and the previous implementation's for JPEGs (within float rounding).
 
 Decoding is bounded: an image whose header declares more than ``max_pixels``
 is refused before any pixel is decoded (a decompression bomb costs nothing).
@@ -43,12 +49,12 @@ from triage.rules.errors import ImageHashError
 SIDE = 32
 #: side of the square of low frequencies kept: 8x8 = 64 bits
 BITS_SIDE = 8
-#: decoders that can scale down stop at this many pixels per side or more: the entropy decoding
-#: of a JPEG costs the same at every scale, and a 1/8-scale decode straight to 32-64 px (a plain
-#: 8x8-block average) is measurably further from the full-decode hash (bench_phash.py)
-DRAFT_SIDE = 128
-#: box reduction keeps at least this factor above 32x32 for the Lanczos filter to smooth
-REDUCING_GAP = 4.0
+#: decoders that can scale down stop at this many pixels per side or more. A JPEG's entropy
+#: decoding costs the same at every scale, so a smaller draft saves almost nothing, while a
+#: 1/8-scale decode to 32-128 px (a plain 8x8-block average) moves the hash measurably further
+#: from the full decode (bench_phash.py); 256 is also what the previous implementation used,
+#: so reference sets imported before hash JPEGs as they did
+DRAFT_SIDE = 256
 
 
 class DecompressionBombError(ImageHashError):
@@ -97,13 +103,15 @@ def reduce_image(image: Image.Image) -> np.ndarray:
 
     ``draft`` is a no-op for formats without a scaled decoder, and for a JPEG it
     requests grey output and the largest DCT scale that still leaves at least
-    128x128 pixels. What follows is imagehash's ``convert('L').resize(LANCZOS)``,
-    with a box pre-reduction of big pictures.
+    256x256 pixels. What follows is imagehash's ``convert('L').resize(LANCZOS)``.
     """
     image.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
     grey = image if image.mode == "L" else image.convert("L")
     if grey.size != (SIDE, SIDE):
-        grey = grey.resize((SIDE, SIDE), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+        # no box pre-reduction (``reducing_gap``): it saves ~1 ms on a 1 MP PNG, but on pictures
+        # whose DCT coefficients crowd the median it flips up to 20 bits (bench_phash.py), and
+        # references hashed before must keep matching
+        grey = grey.resize((SIDE, SIDE), Image.Resampling.LANCZOS)
     return np.asarray(grey)
 
 

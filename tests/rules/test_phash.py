@@ -50,7 +50,7 @@ def test_small_grey_pictures_are_not_resampled_differently() -> None:
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "BMP", "WEBP"])
 def test_large_pictures_stay_near_the_full_decode(fmt: str) -> None:
-    """JPEGs are DCT-scaled, others box-reduced before Lanczos: a bit or two from a full decode at most."""
+    """JPEGs are DCT-scaled (a bit or two from a full decode at most); other formats equal it exactly."""
     for seed in range(4):
         image = scene(seed).resize((1024, 768), Image.Resampling.BICUBIC)
         buf = io.BytesIO()
@@ -60,14 +60,14 @@ def test_large_pictures_stay_near_the_full_decode(fmt: str) -> None:
             image.save(buf, fmt)
         full = imagehash.phash(Image.open(io.BytesIO(buf.getvalue())))
         ours = phash_file(io.BytesIO(buf.getvalue()))
-        assert (int(ours, 16) ^ int(str(full), 16)).bit_count() <= 2, (fmt, seed)
+        assert (int(ours, 16) ^ int(str(full), 16)).bit_count() <= (2 if fmt == "JPEG" else 0), (fmt, seed)
 
 
 def test_jpeg_is_decoded_at_reduced_scale() -> None:
-    """The reduction asks libjpeg for a scaled decode: what it sees is 1/8 of a 2048 px picture."""
-    from triage.rules.phash import DRAFT_SIDE
+    """The reduction asks libjpeg for a scaled grey decode: what it sees is 1/8 of a 2048x2048 picture."""
+    from triage.rules.phash import DRAFT_SIDE, reduce_image
 
-    data = jpeg(scene(3).resize((2048, 1536)), 90)
+    data = jpeg(scene(3).resize((2048, 2048)), 90)
     with Image.open(io.BytesIO(data)) as image:
-        image.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
-        assert image.size == (256, 192) and image.mode == "L"
+        assert reduce_image(image).shape == (32, 32)
+        assert image.size == (2048 // 8, 2048 // 8) == (DRAFT_SIDE, DRAFT_SIDE) and image.mode == "L"
