@@ -162,3 +162,30 @@ def test_arbitrary_bytes_give_sorted_disjoint_bounded_objects(data: bytes, chunk
     assert all(0 <= c.offset and c.end <= len(data) for c in whole)
     parts = [c for a in range(0, len(data), chunk) for c in scan(reader, a, a + chunk, overlap=len(data))]
     assert parts == whole
+
+
+def test_one_pass_finder_is_hyperscan_and_agrees_with_find(mixed: tuple) -> None:
+    """The multi-pattern scan reports exactly what one find pass per header reports, overlaps included."""
+    from triage.workers.carve import registry
+    from triage.workers.carve.scanner import HeaderFinder, finder
+
+    registry.load()
+    headers = tuple(sorted({h for c in registry.CARVERS.values() for h in c.HEADERS}))
+    fast = finder(headers)
+    pytest.importorskip("hyperscan")  # a dependency where wheels exist (x86_64); the fallback is tested anyway
+    assert fast.engine == "hyperscan"
+    slow = HeaderFinder(headers)
+    slow._db = None  # the fallback a platform without Hyperscan takes
+    data, _ = mixed
+    tricky = (b"\xff\xd8\xff\xd8\xff" + b"GIF89aGIF87a" + b"PK\x03\x04" * 3 + b"SQLite format 3\x00"
+              + b"SQLite format 3 " + data[:200_000] + b"%PDF")
+    for buf, stop in ((data, len(data)), (tricky, len(tricky)), (tricky, 3), (tricky, 1)):
+        assert fast.find(buf, stop) == slow.find(buf, stop)
+    assert [o for o, _ in fast.find(tricky, len(tricky))][:4] == [0, 2, 5, 11]
+
+
+def test_all_zero_skip_sees_a_single_late_byte() -> None:
+    from triage.workers.carve.scanner import all_zero
+
+    assert all_zero(bytes(1 << 20)) and all_zero(b"")
+    assert not all_zero(bytes(1 << 20) + b"\x01") and not all_zero(b"\x01" + bytes(10))

@@ -1,0 +1,241 @@
+"""Benchmark the perceptual hash: CPU per picture, and how far it is from imagehash's full-decode pHash.
+
+Run on demand (pytest does not collect tests/benchmarks); it prints figures and
+asserts nothing about time:
+
+    .venv/bin/python tests/benchmarks/bench_phash.py                 # 3000 varied pictures + the run benchmark's mix
+    .venv/bin/python tests/benchmarks/bench_phash.py --varied 500    # quicker
+
+Two picture sets:
+  * the run benchmark's mix (``corpus.picture_pool``: ~75% JPEG of 640x480 to 3000x2000 at qualities 40-97,
+    25% PNG up to 1280x960, drawn with the corpus's size distribution): CPU ms per picture for today's
+    ``phash_file`` against the previous implementation (imagehash.phash after a 256x256 JPEG draft), the
+    issue #11 target being >= 5x cheaper;
+  * ``--varied`` generated pictures of every shape the evidence holds (JPEG baseline/progressive/grey/CMYK,
+    PNG RGB/RGBA/L/P/16-bit, GIF, BMP, TIFF, WebP; 16 to 2400 px; structured scenes and photo-like fields):
+    the bit distance of ``phash_file`` (and of the previous implementation) to imagehash's full-decode
+    pHash, median / 99th percentile / max, per format.
+CPU is the benchmark process's own (``time.process_time``), single-threaded, so the figures hold on a
+loaded machine better than wall time does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pickle
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark modules, not the repo root
+
+import corpus  # noqa: E402
+
+
+def old_phash(data: bytes) -> str:
+    """The implementation issue #11 replaced: imagehash.phash after a 256x256 JPEG draft."""
+    import imagehash
+
+    with Image.open(io.BytesIO(data)) as image:
+        if image.format == "JPEG":
+            image.draft("L", (256, 256))
+        return str(imagehash.phash(image))
+
+
+def full_phash(data: bytes) -> str:
+    """The reference: imagehash.phash on the fully decoded picture."""
+    import imagehash
+
+    with Image.open(io.BytesIO(data)) as image:
+        return str(imagehash.phash(image))
+
+
+def new_phash(data: bytes) -> str:
+    from triage.rules.phash import phash_file
+
+    return phash_file(io.BytesIO(data))
+
+
+def distance(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+# ---------------------------------------------------------------- pictures
+
+
+def benchmark_mix(n: int, seed: int, workdir: Path) -> list[tuple[str, bytes]]:
+    """``n`` pictures drawn the way corpus.plan/picture_bytes draws the run benchmark's (cached pool)."""
+    cache = workdir / f"phash-pool-{seed}-v{corpus.GENERATOR_VERSION}.pickle"
+    if cache.exists():
+        pool = pickle.loads(cache.read_bytes())
+    else:
+        t0 = time.perf_counter()
+        pool = corpus.picture_pool(seed)
+        workdir.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(pool))
+        print(f"(picture pool generated in {time.perf_counter() - t0:.1f} s, cached in {cache})")
+    sizes = {k: [len(b) for b in v] for k, v in pool.items()}
+    rng = np.random.default_rng(seed)
+    rnd = random.Random(seed)
+    out = []
+    for size in np.clip(20e3 * 100 ** (rng.random(n) ** 3), 20e3, 2e6).astype(np.int64):
+        kind = "png" if rnd.random() < 0.25 else "jpeg"
+        out.append((kind, corpus.picture_bytes(pool[kind], sizes[kind], int(size), b"", rnd)))
+    return out
+
+
+def scene(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """A gradient, a dozen filled shapes and noise (tests/fixtures/hashsets.py's recipe at any size)."""
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, w)[None, :, None] if rng.random() < 0.5 else np.linspace(0, 1, h)[:, None, None]
+    image = Image.fromarray((c0 * (1 - t) + c1 * t + np.zeros((h, w, 1))).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(6, 14))):
+        x0, x1 = sorted(int(v) for v in rng.integers(-w // 4, w + w // 4, 2))
+        y0, y1 = sorted(int(v) for v in rng.integers(-h // 4, h + h // 4, 2))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        [draw.rectangle, draw.ellipse][int(rng.integers(0, 2))]([x0, y0, x1, y1], fill=colour)
+    noise = int(rng.integers(0, 20))
+    arr = np.asarray(image).astype(np.int16) + rng.integers(-noise, noise + 1, (h, w, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def field(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    """corpus.picture_pool's photo-like smooth random field plus noise."""
+    small = rng.integers(0, 256, (max(2, h // 96), max(2, w // 96), 3), dtype=np.uint8)
+    arr = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC), dtype=np.int16)
+    noise = int(rng.integers(0, 24))
+    arr = arr + rng.integers(-noise, noise + 1, arr.shape, dtype=np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+
+
+def encode(image: Image.Image, kind: str, rng: np.random.Generator) -> bytes:
+    buf = io.BytesIO()
+    if kind == "jpeg":
+        image.save(buf, "JPEG", quality=int(rng.integers(40, 98)))
+    elif kind == "jpeg-progressive":
+        image.save(buf, "JPEG", quality=int(rng.integers(40, 98)), progressive=True)
+    elif kind == "jpeg-grey":
+        image.convert("L").save(buf, "JPEG", quality=85)
+    elif kind == "jpeg-cmyk":
+        image.convert("CMYK").save(buf, "JPEG", quality=85)
+    elif kind == "png-rgb":
+        image.save(buf, "PNG", compress_level=1)
+    elif kind == "png-rgba":
+        rgba = image.convert("RGBA")
+        rgba.putalpha(Image.linear_gradient("L").resize(image.size))
+        rgba.save(buf, "PNG", compress_level=1)
+    elif kind == "png-grey":
+        image.convert("L").save(buf, "PNG", compress_level=1)
+    elif kind == "png-16bit":
+        Image.fromarray(np.asarray(image.convert("L")).astype(np.uint16) * 257).save(buf, "PNG")
+    elif kind in ("png-palette", "gif"):
+        image.convert("P", palette=Image.Palette.ADAPTIVE, colors=int(rng.integers(16, 257))).save(
+            buf, "PNG" if kind == "png-palette" else "GIF")
+    elif kind == "bmp":
+        image.save(buf, "BMP")
+    elif kind == "tiff":
+        image.save(buf, "TIFF")
+    elif kind == "webp":
+        image.save(buf, "WEBP", quality=80)
+    return buf.getvalue()
+
+
+KINDS = ("jpeg", "jpeg", "jpeg", "jpeg-progressive", "jpeg-grey", "jpeg-cmyk", "png-rgb", "png-rgba", "png-grey",
+         "png-16bit", "png-palette", "gif", "gif", "bmp", "tiff", "webp")
+
+
+def varied(n: int, seed: int) -> list[tuple[str, bytes]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        side = int(16 * 150 ** (rng.random() ** 1.5))  # mostly small and medium, some up to 2400 px
+        w, h = side, max(16, int(side * rng.uniform(0.5, 1.5)))
+        kind = KINDS[i % len(KINDS)]
+        out.append((kind, encode((scene if i % 2 else field)(rng, w, h), kind, rng)))
+    return out
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def cpu_per_picture(fn, pictures: list[tuple[str, bytes]], repeat: int) -> tuple[float, dict[str, float]]:
+    """Best-of-``repeat`` CPU ms per picture, overall and per kind."""
+    best, per_kind = float("inf"), {}
+    for _ in range(repeat):
+        total, kinds = 0.0, defaultdict(lambda: [0.0, 0])
+        for kind, data in pictures:
+            t0 = time.process_time()
+            fn(data)
+            dt = time.process_time() - t0
+            total += dt
+            kinds[kind][0] += dt
+            kinds[kind][1] += 1
+        if total < best:
+            best, per_kind = total, {k: 1000 * s / c for k, (s, c) in kinds.items()}
+    return 1000 * best / len(pictures), per_kind
+
+
+def distances(pictures: list[tuple[str, bytes]]) -> dict[str, dict[str, list[int]]]:
+    out: dict[str, dict[str, list[int]]] = {"new": defaultdict(list), "old": defaultdict(list)}
+    for kind, data in pictures:
+        ref = full_phash(data)
+        out["new"][kind].append(distance(new_phash(data), ref))
+        out["old"][kind].append(distance(old_phash(data), ref))
+    return out
+
+
+def stats(values: list[int]) -> str:
+    a = np.asarray(values)
+    return (f"median {np.median(a):4.1f}  p99 {np.percentile(a, 99):4.1f}  max {a.max():2d}  "
+            f"identical {100 * np.mean(a == 0):5.1f}%  n={len(a)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--varied", type=int, default=3000, help="generated pictures for the distance (default 3000)")
+    ap.add_argument("--mix", type=int, default=600, help="pictures of the run benchmark's mix timed (default 600)")
+    ap.add_argument("--repeat", type=int, default=3, help="timing passes; the best is reported")
+    ap.add_argument("--workdir", type=Path, default=Path("/work/benchdata"), help="where the picture pool is cached")
+    ap.add_argument("--seed", type=int, default=1729)
+    args = ap.parse_args(argv)
+
+    mix = benchmark_mix(args.mix, args.seed, args.workdir)
+    print(f"run benchmark's mix: {len(mix)} pictures ({sum(k == 'jpeg' for k, _ in mix)} JPEG, "
+          f"{sum(k == 'png' for k, _ in mix)} PNG), {sum(len(d) for _, d in mix) / len(mix) / 1e3:.0f} KB mean")
+    new_phash(mix[0][1]), old_phash(mix[0][1])  # imports and caches outside the timing
+    timings = {}
+    for label, fn in (("previous (imagehash, 256px JPEG draft)", old_phash), ("phash_file", new_phash)):
+        ms, kinds = cpu_per_picture(fn, mix, args.repeat)
+        timings[label] = ms
+        print(f"  {label:<40} {ms:6.2f} CPU ms/picture  ("
+              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(kinds.items())) + ")")
+    old, new = timings.values()
+    print(f"  speed-up {old / new:.1f}x (target >= 5x)")
+    d = distances(mix)
+    for label in ("old", "new"):
+        print(f"  distance to imagehash full decode, {label}: {stats([v for vs in d[label].values() for v in vs])}")
+
+    pics = varied(args.varied, args.seed)
+    print(f"\nvaried: {len(pics)} generated pictures, {len({k for k, _ in pics})} kinds")
+    ms, kinds = cpu_per_picture(new_phash, pics, 1)
+    ms_old, kinds_old = cpu_per_picture(old_phash, pics, 1)
+    print(f"  CPU ms/picture: phash_file {ms:.2f}, previous {ms_old:.2f} ({ms_old / ms:.1f}x)")
+    d = distances(pics)
+    print("  bit distance to imagehash's full-decode pHash (64 bits), per kind:")
+    for kind in sorted(d["new"]):
+        print(f"    {kind:<17} new: {stats(d['new'][kind])}   (previous: median {np.median(d['old'][kind]):.1f} "
+              f"p99 {np.percentile(d['old'][kind], 99):.1f}; ms {kinds[kind]:.2f} vs {kinds_old[kind]:.2f})")
+    print(f"  all kinds, new:      {stats([v for vs in d['new'].values() for v in vs])}")
+    print(f"  all kinds, previous: {stats([v for vs in d['old'].values() for v in vs])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
