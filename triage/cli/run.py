@@ -9,6 +9,7 @@ from pathlib import Path
 
 from triage import config
 from triage.audit import AuditLog
+from triage.cli.cluster import tls_security
 from triage.cluster.connect import connect
 from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
@@ -68,6 +69,7 @@ def cluster_settings(args: argparse.Namespace) -> dict:
         "workers": args.workers if args.workers is not None else config.get("cluster.workers"),
         "threads_per_worker": int(config.get("cluster.threads-per-worker")),
         "memory_limit": config.get("cluster.memory-limit"),
+        "security": tls_security(),  # cluster.tls.* configured: tls:// only, plain tcp:// refused
     }
 
 
