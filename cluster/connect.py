@@ -67,11 +67,14 @@ def connect(
         if scheduler.startswith("tls://") and security is None:
             raise ClusterError(f"{scheduler}: a tls:// scheduler needs certificates "
                                "(config triage.cluster.tls.*, see 'triage cluster certs --help')")
+        if security is not None and getattr(security, "require_encryption", False) \
+                and not scheduler.startswith("tls://"):
+            raise ClusterError(f"{scheduler}: TLS is configured, refusing to talk to a plain (non-tls://) address")
         try:
             client = Client(scheduler, timeout="10s", security=security)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"{scheduler}: no dask scheduler reachable ({' '.join(str(exc).split())})") from exc
-        except ValueError as exc:  # e.g. a tcp:// address while the Security requires encryption
+        except (ValueError, RuntimeError) as exc:  # e.g. a TLS handshake refused by a misconfigured peer
             raise ClusterError(f"{scheduler}: {' '.join(str(exc).split())}") from exc
         try:
             if check_versions:

@@ -144,7 +144,7 @@ def certs(args: argparse.Namespace) -> int:
         json.dump({k: str(v) for k, v in files.items()}, sys.stdout, indent=2)
         print()
         return 0
-    d = args.directory
+    d = args.directory.resolve()
     print(f"wrote a private CA and scheduler, worker and client certificates to {d}/ "
           f"(keep ca-key.pem offline; *-key.pem are mode 0600)")
     print("scheduler: dask scheduler --protocol tls "
