@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         window = max(2, int(config.get("dispatcher.window-per-worker")) * settings["workers"][1]
                      * settings["threads_per_worker"])
     with connect(**settings) as client:
+        # where operators point `triage cluster status` (also for the embedded cluster) and a browser
+        print(f"triage serve: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}", flush=True)
         Dispatcher(client, args.home, max_jobs=args.max_jobs, escalate_to=escalate, once=args.once,
                    window=window).serve()
     return 0
