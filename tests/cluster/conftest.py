@@ -179,3 +179,38 @@ def triage_cli(*args: object, env: dict[str, str] | None = None, timeout: float 
 @pytest.fixture
 def cli() -> Any:
     return triage_cli
+
+
+# ---------------------------------------------------------------- evidence for fault and scale runs
+
+#: small content tasks, so a 32 MiB disk is cut into dozens of tasks and a fault lands mid-run
+ENV = {"DASK_TRIAGE__CONTENT__BATCH_BYTES": "1MiB", "DASK_TRIAGE__CONTENT__BATCH_FILES": "20"}
+
+
+@pytest.fixture(scope="session")
+def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import shutil
+
+    from triage_test_fixtures import mkfs
+
+    missing = [t for t in ("mke2fs", "sfdisk") if shutil.which(t, path=mkfs.TOOL_ENV["PATH"]) is None]
+    if missing:
+        pytest.skip(f"tool(s) not installed: {', '.join(missing)}")
+    return tmp_path_factory.mktemp("faults")
+
+
+@pytest.fixture(scope="session")
+def small_disk(fault_dir: Path) -> Path:
+    """A 32 MiB MBR disk, one ext4 partition: ~390 files (60 photos), one 2 MiB file; about 10 s on 2 workers."""
+    from triage_test_fixtures.backlog import build_busy_disk
+
+    return build_busy_disk(fault_dir, 12, size_mib=32, pictures=60, others=300, big_mib=(2,))
+
+
+@pytest.fixture(scope="session")
+def small_reference(small_disk: Path, fault_dir: Path) -> Path:
+    """The disk triaged undisturbed on a LocalCluster: the table every faulty run must reproduce byte for byte."""
+    out = fault_dir / "reference"
+    r = triage_cli("run", small_disk, "-o", out, "--workers", "2", "--no-progress", env=ENV, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return out

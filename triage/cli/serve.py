@@ -6,8 +6,10 @@ import argparse
 from typing import Any
 
 from triage import config
+from triage.audit import AuditLog
 from triage.cli.cluster import tls_security
 from triage.cluster.connect import connect, parse_workers
+from triage.cluster.reconnect import SchedulerLost, is_loss, settle, supervise
 from triage.dispatcher import Dispatcher
 from triage.queue import PRIORITIES
 
@@ -53,6 +55,51 @@ def serve_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+class ReconnectingDispatcher(Dispatcher):
+    """The dispatcher, with a scheduler outage turned into a clean stop instead of failed tasks.
+
+    Hook points (where the dispatcher touches futures): ``serve`` turns a loss raised by
+    ``wait`` into :class:`SchedulerLost`, ``_fill`` submits only on a live connection,
+    ``_step`` hands the task handler a settled result
+    (:func:`triage.cluster.reconnect.settle`), so a future cancelled by the loss is never
+    read as a task's failure. On a loss the running jobs are forgotten here without
+    talking to the (gone) scheduler; ``serve``'s own shutdown then puts them back in line
+    (audited) and :func:`supervise` starts a new dispatcher once the scheduler is back.
+    """
+
+    def serve(self) -> None:
+        try:
+            super().serve()  # on any exit it puts its running jobs back in line (audited)
+        except SchedulerLost:
+            raise
+        except Exception as exc:  # noqa: BLE001 - only a loss is translated; anything else goes on up
+            if is_loss(self.client, exc):  # e.g. wait() on futures the loss cancelled
+                raise SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost") from exc
+            raise
+
+    def _fill(self) -> None:
+        if is_loss(self.client):
+            self._lost(SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost"))
+        super()._fill()
+
+    def _step(self, run: Any, fut: Any) -> None:
+        try:
+            settled = settle(self.client, fut)
+        except SchedulerLost as exc:
+            self._lost(exc)
+        super()._step(run, settled)
+
+    def _lost(self, exc: SchedulerLost) -> None:
+        for act in self.active.values():
+            for run in act.runs:
+                run.inflight.clear()  # their futures died with the connection: nothing to cancel
+                run.todo.clear()
+                run.abort()  # the half-written staging; the checkpoints stay for the resume
+        self.active.clear()
+        self.futures.clear()
+        raise exc
+
+
 def run(args: argparse.Namespace) -> int:
     escalate = "" if args.escalate_to is None else (None if args.escalate_to == "none" else args.escalate_to)
     settings = serve_settings(args)
@@ -62,9 +109,18 @@ def run(args: argparse.Namespace) -> int:
         # only grows when tasks wait, so the window is sized for the most it may grow to
         window = max(2, int(config.get("dispatcher.window-per-worker")) * settings["workers"][1]
                      * settings["threads_per_worker"])
-    with connect(**settings) as client:
+
+    def work(client: Any) -> None:
         # where operators point `triage cluster status` (also for the embedded cluster) and a browser
         print(f"triage serve: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}", flush=True)
-        Dispatcher(client, args.home, max_jobs=args.max_jobs, escalate_to=escalate, once=args.once,
-                   window=window).serve()
+        ReconnectingDispatcher(client, args.home, max_jobs=args.max_jobs, escalate_to=escalate, once=args.once,
+                               window=window).serve()
+
+    if not settings["scheduler"]:  # an embedded cluster lives and dies with this process
+        with connect(**settings) as client:
+            work(client)
+        return 0
+    audit = AuditLog.at(args.home)
+    supervise(lambda: connect(**settings), work, budget=float(config.get("cluster.reconnect-seconds")),
+              record=lambda action, details: audit.append(action, details=details))
     return 0
