@@ -53,13 +53,14 @@ class DaskProcs:
         self.procs.append(p)
         return p
 
-    def start_scheduler(self, port: int | None = None, extra: list[str] | None = None) -> str:
+    def start_scheduler(self, port: int | None = None, extra: list[str] | None = None,
+                        env: dict[str, str] | None = None) -> str:
         """A scheduler on a fixed loopback port (so a restarted one has the same address)."""
         self.port = port or self.port or free_port()
         proto = "tls" if self.tls else "tcp"
         self.scheduler = self._popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                                       str(self.port), "--protocol", proto, "--dashboard-address", "127.0.0.1:0",
-                                      *self._tls_args("scheduler"), *(extra or [])], "scheduler.log")
+                                      *self._tls_args("scheduler"), *(extra or [])], "scheduler.log", env)
         self.address = f"{proto}://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
