@@ -33,7 +33,8 @@ from .conftest import ENV, DaskProcs, triage_cli
 pytestmark = pytest.mark.slow
 
 #: ten moments (seconds after `triage run` starts) a worker is killed at; seeded, so a failure can be replayed
-MOMENTS = sorted(round(random.Random(2026).uniform(1.5, 12.0), 2) for _ in range(10))
+_RNG = random.Random(2026)
+MOMENTS = sorted(round(_RNG.uniform(1.5, 12.0), 2) for _ in range(10))
 DEFAULT_MOMENTS = MOMENTS[2::5]  # two spread over the run; TRIAGE_FAULTS_ALL=1 runs all ten
 
 
