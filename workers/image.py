@@ -21,6 +21,7 @@ import pytsk3
 
 from triage.rules.errors import ImageError, UnsupportedFormatError
 from triage.workers.refs import ImageRef
+from triage.workers.pathmap import localize
 
 #: what pytsk3 raises: its own errors as OSError, and an exception from a Python-backed
 #: image's read (pyewf, split raw) wrapped as RuntimeError
@@ -252,7 +253,7 @@ def open_image(ref: ImageRef) -> pytsk3.Img_Info:
     img = cache.get(ref)
     if img is None:
         try:
-            img = FORMATS[ref.format].open(ref)
+            img = FORMATS[ref.format].open(localize(ref))  # this worker's path, its copy checked (pathmap)
         except OSError as exc:
             raise ImageError(f"{ref.path}: cannot be opened: {_oneline(exc)}") from exc
         cache[ref] = img
@@ -264,6 +265,7 @@ def iter_media(ref: ImageRef, chunk: int = 4 << 20) -> Iterator[bytes | memoryvi
 
     A yielded chunk is only valid until the next one is asked for (the buffer is reused).
     """
+    ref = localize(ref)  # this worker's path, its copy checked (triage.workers.pathmap)
     if ref.format == "ewf":
         handle = open_ewf(ref)
         try:

@@ -8,6 +8,7 @@ in ``phash_match``/``phash_distance`` and does not by itself make a file "known"
 
 from __future__ import annotations
 
+from triage.workers.pathmap import map_path
 from triage.workers.refs import KnownRef
 
 KNOWN_COLUMNS = ("known", "hashset_hits", "phash_match", "phash_distance")
@@ -25,7 +26,7 @@ def apply_known(rows: dict[str, list], known: KnownRef | None) -> None:
         return
     from triage.rules.matcher import KnownItems
 
-    items = KnownItems.open(known.home)
+    items = KnownItems.open(map_path(known.home))  # the sets' folder as this worker sees it
     for i, (category, names) in enumerate(items.lookup(rows["md5"], rows["sha1"], rows["sha256"])):
         if hashed[i]:
             rows["known"][i] = category

@@ -11,6 +11,7 @@ from triage import config
 from triage.audit import AuditLog
 from triage.cli.cluster import tls_security
 from triage.cluster.connect import connect
+from triage.cluster.evidence import publish
 from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
 from triage.store import out_dirs
@@ -119,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     with connect(**cluster_settings(args)) as client:
         for image, out in zip(args.images, dirs):
             try:
+                publish(client, [identify(image)])  # each worker checks its copy against this one (pathmap)
                 res = run_image(image, out, client, overwrite=args.overwrite, progress=not args.no_progress,
                                 carve=args.carve, extract_carved=args.extract_carved, home=args.home,
                                 notify=announce)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from triage import config
 from triage.audit import AuditLog
 from triage.cli.cluster import tls_security
 from triage.cluster.connect import connect, parse_workers
+from triage.cluster.evidence import publish
 from triage.cluster.reconnect import SchedulerLost, is_loss, settle, supervise
 from triage.dispatcher import Dispatcher
 from triage.queue import PRIORITIES
+from triage.rules.errors import ClusterError
+
+log = logging.getLogger(__name__)
 
 EXAMPLE = """examples:
   triage serve                                   # embedded local cluster, default state directory
@@ -76,6 +81,14 @@ class ReconnectingDispatcher(Dispatcher):
             if is_loss(self.client, exc):  # e.g. wait() on futures the loss cancelled
                 raise SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost") from exc
             raise
+
+    def _start(self, job: Any) -> None:
+        super()._start(job)
+        # each worker checks its copy of the images against the dispatcher's (triage.workers.pathmap)
+        try:
+            publish(self.client, [run.ref for run in self.active[job.id].runs])
+        except ClusterError as exc:  # a lost scheduler is noticed in _fill; workers still check sizes
+            log.warning("%s: %s", job.id, exc)
 
     def _fill(self) -> None:
         if is_loss(self.client):
