@@ -51,3 +51,24 @@ def test_scheduler_restart_mid_backlog_resumes_every_job(dask_procs, small_disk,
     for job in (big, small):  # finished once each, never failed
         mine = [r["action"] for r in records if r["job"] == job]
         assert mine.count("finish") == 1 and "fail" not in mine, mine
+
+
+def test_a_scheduler_that_stays_away_stops_serve_with_the_jobs_back_in_line(dask_procs, small_disk, tmp_path):
+    dask_procs.start_scheduler()
+    dask_procs.start_worker("a")
+    home = tmp_path / "home"
+    env = {**ENV, "DASK_TRIAGE__CLUSTER__RECONNECT_SECONDS": "4"}
+    with Serve(home, scheduler=dask_procs.address, env=env, log=tmp_path / "serve.log") as serve:
+        serve.start()
+        job = submit(home, small_disk, "OP-GONE", "G/1", "normal")
+        wait_for("the job to be under way", lambda: peek(home)[job]["bytes_done"] > 0, timeout=120,
+                 explain=serve.log_tail)
+        dask_procs.kill_scheduler()
+        assert serve.proc is not None
+        code = serve.proc.wait(timeout=120)
+        assert code == 5, serve.log_tail()
+        assert "not back after" in serve.log_tail()
+    assert peek(home)[job]["state"] == "queued"  # back in line, resumable by the next dispatcher
+    actions = [r["action"] for r in audit(home)]
+    assert actions.index("scheduler-lost") < actions.index("scheduler-unreachable"), actions
+    assert "requeue" in actions
