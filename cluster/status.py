@@ -12,6 +12,7 @@ whether storage is the bottleneck.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -55,6 +56,28 @@ def worker_probe(dask_worker: Any, window: float = RATE_WINDOW) -> dict[str, Any
     return {"executed": dask_worker.state.executed_count, "read_bps": rate}
 
 
+def worker_events(client: Any, limit: int = 20) -> list[dict[str, Any]]:
+    """The scheduler's own record of workers joining, leaving, being lost, retired or restarted (newest last).
+
+    What an operator (or the dashboard) reads to see churn: a worker ``lost`` with tasks
+    processing had them rerun elsewhere; ``retired`` ones handed them back first.
+    """
+    out: list[dict[str, Any]] = []
+    for when, msg in client.get_events("all"):
+        action = msg.get("action") if isinstance(msg, dict) else None
+        at = dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="seconds")
+        if action == "add-worker":
+            out.append({"time": at, "event": "joined", "workers": [msg["worker"]]})
+        elif action == "remove-worker":
+            out.append({"time": at, "event": "left" if msg.get("expected") else "lost", "workers": [msg["worker"]],
+                        "processing": len(msg.get("processing-tasks") or ())})
+        elif action == "retire-workers" and msg.get("retired"):
+            out.append({"time": at, "event": "retired", "workers": sorted(msg["retired"])})
+        elif action == "restart-workers":
+            out.append({"time": at, "event": "restarted", "workers": sorted(msg.get("workers") or [])})
+    return out[-limit:]
+
+
 def cluster_status(client: Any) -> dict[str, Any]:
     """The scheduler, the client's versions and one :class:`WorkerRow` per worker (as plain dicts)."""
     info = client.scheduler_info(n_workers=-1)
@@ -80,6 +103,7 @@ def cluster_status(client: Any) -> dict[str, Any]:
         "threads": sum(r.threads for r in rows),
         "processing": sum(r.processing for r in rows),
         "mixed": [r.address for r in rows if r.mismatch],
+        "events": worker_events(client),
     }
 
 

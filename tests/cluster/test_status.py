@@ -60,6 +60,9 @@ def test_mixed_cluster_is_named_and_refused_until_the_odd_worker_is_retired(modu
     assert gone.returncode == 0, gone.stderr
     assert json.loads(gone.stdout)["retired"] == [old]
     assert "old" not in module_cluster.workers()
+    events = json.loads(cli("cluster", "status", "--scheduler", module_cluster.address, "--json").stdout)["events"]
+    seen = [(e["event"], e["workers"]) for e in events if old in e["workers"]]
+    assert seen[0] == ("joined", [old]) and ("retired", [old]) in seen, events
 
     ok = cli("run", image, "-o", tmp_path / "out", "--scheduler", module_cluster.address)
     assert ok.returncode == 0, ok.stderr
