@@ -14,6 +14,7 @@ import itertools
 import logging
 from typing import Any
 
+from triage.cluster.reconnect import SchedulerLost, is_loss, settle
 from triage.runstate import ImageRun
 from triage.tasks import Task
 
@@ -30,6 +31,8 @@ class Driver:
 
     def fill(self, run: ImageRun) -> None:
         """Submit what ``run`` has ready, within its window."""
+        if is_loss(self.client):
+            self._lost(SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost"))
         room = None if self.window is None else self.window - self._count.get(id(run), 0)
         for task in run.take(room):
             key = f"{task.kind.NAME}-{run.ref.path}-{task.name}-{id(run)}-{next(self._keys)}"
@@ -55,6 +58,10 @@ class Driver:
                         return_when="FIRST_COMPLETED").done
         except TimeoutError:
             return []
+        except Exception as exc:  # noqa: BLE001 - only a lost scheduler is translated; anything else goes up
+            if is_loss(self.client, exc):  # wait() on futures the loss cancelled
+                self._lost(SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost"))
+            raise
         failed: list[tuple[ImageRun, BaseException]] = []
         for fut in done:
             entry = self._inflight.pop(fut.key, None)
@@ -62,10 +69,12 @@ class Driver:
                 continue
             run, task, _ = entry
             self._count[id(run)] -= 1
-            try:
-                outcome = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one crashed task must not lose the rest of the device
-                outcome = exc
+            try:  # a future cancelled by a lost scheduler is not a failed task (triage.cluster.reconnect)
+                settled = settle(self.client, fut)
+            except SchedulerLost as exc:
+                self._lost(exc)
+            # one crashed task must not lose the rest of the device: its error is the outcome
+            outcome = settled.error if settled.error is not None else settled.value
             try:
                 run.task_done(task, outcome)
             except Exception as exc:  # noqa: BLE001 - this run is over; the others are not
@@ -83,6 +92,14 @@ class Driver:
         self._count.pop(id(run), None)
         run.todo.clear()
         run.pending = 0
+
+    def _lost(self, exc: SchedulerLost) -> None:
+        """The futures died with the connection: forget them (nothing to cancel) and stop the caller."""
+        for run, _, _ in self._inflight.values():
+            run.todo.clear()
+        self._inflight.clear()
+        self._count.clear()
+        raise exc
 
     def drive(self, run: ImageRun) -> None:
         """Run one image to its end; its first fatal error is raised."""

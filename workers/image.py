@@ -22,6 +22,7 @@ from triage.workers.formats import FORMATS, TSK_ERRORS, ordered
 from triage.workers.formats import oneline as _oneline
 from triage.workers.formats.ewf import open_ewf
 from triage.workers.refs import ImageRef
+from triage.workers.pathmap import localize
 
 __all__ = ["FORMATS", "TSK_ERRORS", "_oneline", "identify", "iter_media", "open_ewf", "open_image"]
 
@@ -67,7 +68,7 @@ def open_image(ref: ImageRef) -> pytsk3.Img_Info:
 
     def opener() -> pytsk3.Img_Info:
         try:
-            return FORMATS.get(ref.format).open_tsk(ref)
+            return FORMATS.get(ref.format).open_tsk(localize(ref))  # this worker's path, its copy checked (pathmap)
         except OSError as exc:
             raise ImageError(f"{ref.path}: cannot be opened: {_oneline(exc)}") from exc
 
@@ -81,4 +82,5 @@ def iter_media(ref: ImageRef, chunk: int = 4 << 20) -> Iterator[bytes | memoryvi
     container file's. A yielded chunk is only valid until the next one is asked for
     (raw formats reuse one buffer).
     """
+    ref = localize(ref)  # this worker's path, its copy checked (triage.workers.pathmap)
     yield from FORMATS.get(ref.format).iter_media(ref, chunk)

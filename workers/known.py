@@ -20,6 +20,7 @@ from triage.rules.errors import InputError
 from triage.rules.index import WIDTHS, HashIndex
 from triage.rules.matcher import KnownItems, _Set
 from triage.rules.phashindex import PhashIndex
+from triage.workers.pathmap import map_path
 from triage.workers.refs import KnownRef, PinnedSet
 
 KNOWN_COLUMNS = ("known", "hashset_hits", "phash_match", "phash_distance")
@@ -29,7 +30,7 @@ class PinnedKnownItems(KnownItems):
     """:class:`KnownItems` over a fixed list of index folders instead of the live catalog."""
 
     def __init__(self, ref: KnownRef) -> None:
-        super().__init__(ref.home)
+        super().__init__(map_path(ref.home))  # the sets' folder as this worker sees it (cluster.path-map)
         loaded = []
         for s in ref.sets:
             folder = self.root / s.directory

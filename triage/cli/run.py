@@ -9,7 +9,9 @@ from pathlib import Path
 
 from triage import config
 from triage.audit import AuditLog
+from triage.cli.cluster import tls_security
 from triage.cluster.connect import connect
+from triage.cluster.evidence import publish
 from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
 from triage.store import out_dirs
@@ -103,6 +105,7 @@ def cluster_settings(args: argparse.Namespace) -> dict:
         "workers": args.workers if args.workers is not None else config.get("cluster.workers"),
         "threads_per_worker": int(config.get("cluster.threads-per-worker")),
         "memory_limit": config.get("cluster.memory-limit"),
+        "security": tls_security(),  # cluster.tls.* configured: tls:// only, plain tcp:// refused
     }
 
 
@@ -178,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         for image, out in zip(args.images, dirs):
             bar = Progress(not args.no_progress, Path(image).name)
             try:
+                publish(client, [identify(image)])  # each worker checks its copy against this one (pathmap)
                 res = run_image(image, out, client, overwrite=args.overwrite, carve=args.carve,
                                 extract_carved=args.extract_carved, home=args.home, notify=bar,
                                 resume=not args.fresh)

@@ -1,0 +1,79 @@
+"""Scaling under a live backlog: external workers join and get tasks within seconds, a retired worker
+loses nothing, and ``serve --workers MIN:MAX`` grows its local cluster with the backlog and shrinks it."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from triage.cluster.status import worker_probe
+from triage_test_fixtures.backlog import Serve, peek, submit, wait_for
+
+from .conftest import ENV
+
+pytestmark = pytest.mark.slow
+
+JOIN_WITHIN = 20.0  # seconds for a new worker to run its first task of the backlog (about 2 on a quiet machine)
+
+
+def _job_dir(home, job):
+    return home / "jobs" / job / "results"
+
+
+def test_workers_join_a_running_backlog_and_a_retired_one_loses_nothing(dask_procs, small_disk, small_reference,
+                                                                        tmp_path, cli):
+    dask_procs.start_scheduler()
+    dask_procs.start_worker("a")
+    home = tmp_path / "home"
+    with Serve(home, scheduler=dask_procs.address, env=ENV, log=tmp_path / "serve.log") as serve:
+        serve.start()
+        job = submit(home, small_disk, "OP-SCALE", "S/1", "normal")
+        wait_for("the job to be under way", lambda: peek(home)[job]["bytes_done"] > 0, timeout=120,
+                 explain=serve.log_tail)
+        t0 = time.monotonic()
+        dask_procs.start_worker("b", wait=False)
+        b = dask_procs.wait_for_worker("b")
+        with dask_procs.client() as c:
+            wait_for("worker b to run a task of the backlog",
+                     lambda: c.run(worker_probe, workers=[b])[b]["executed"] > 0, timeout=JOIN_WITHIN + 60)
+        joined = time.monotonic() - t0
+        assert joined < JOIN_WITHIN, f"worker b ran its first task {joined:.1f} s after it was started"
+        assert peek(home)[job]["state"] == "running"  # the retirement below happens mid-job
+        r = cli("cluster", "retire", "a", "--scheduler", dask_procs.address)
+        assert r.returncode == 0, r.stderr
+        assert set(dask_procs.workers()) == {"b"}
+        done = wait_for("the job to finish", lambda: (lambda q: q if q[job]["state"] in ("done", "failed") else None)(
+            peek(home)), timeout=240, explain=serve.log_tail)
+        assert done[job]["state"] == "done", done[job]
+    for name in ("files.parquet", "volumes.parquet"):
+        assert (_job_dir(home, job) / name).read_bytes() == (small_reference / name).read_bytes(), name
+
+
+def test_serve_adaptive_local_cluster_grows_with_the_backlog_and_releases_idle_workers(small_disk, small_reference,
+                                                                                       tmp_path):
+    from distributed import Client
+
+    home = tmp_path / "home"
+    env = {**ENV, "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION": "1s"}
+    with Serve(home, workers="1:3", env=env, log=tmp_path / "serve.log") as serve:  # type: ignore[arg-type]
+        serve.start()
+        address = wait_for("serve to print its scheduler",
+                           lambda: (m := re.search(r"scheduler (tcp://[\d.:]+)", serve.log_tail())) and m.group(1),
+                           timeout=120, explain=serve.log_tail)
+        with Client(address, timeout="20s") as c:
+            def count() -> int:
+                return len(c.scheduler_info(n_workers=-1)["workers"])
+
+            wait_for("the minimum of one worker", lambda: count() == 1, timeout=60)
+            job = submit(home, small_disk, "OP-ADAPT", "D/1", "normal")
+            most = 1
+            while peek(home)[job]["state"] not in ("done", "failed"):
+                most = max(most, count())
+                time.sleep(0.3)
+            assert peek(home)[job]["state"] == "done"
+            assert most >= 2, "the cluster never grew while tasks waited"
+            wait_for("idle workers to be released", lambda: count() == 1, timeout=60)
+    for name in ("files.parquet", "volumes.parquet"):
+        assert (_job_dir(home, job) / name).read_bytes() == (small_reference / name).read_bytes(), name
