@@ -1,0 +1,382 @@
+"""Read-only views of the job queue for the dashboard: one page of 10,000 jobs in milliseconds.
+
+``Queue.list()`` builds a ``Job`` (JSON parsing, datetimes) for every row and works out
+positions in Python: right for ``triage status``, too slow to answer a browser refreshing
+every second over a backlog of ten thousand devices. Here the order of every job (a few
+narrow columns) is kept between polls and rebuilt only when it can have changed (see
+:class:`_Snapshot`); a page then reads just its own rows. The connection is opened
+``mode=ro``: the dashboard can never change the queue by reading it, and in WAL mode it
+never blocks the dispatcher's writes.
+
+This is the one module that knows the queue's table. Its order and ETA follow
+``triage/queue.py`` (effective priority with ageing capped at ``AGE_CAP``, then FIFO by
+``ready_at``, then id; ETA = bytes of running jobs and of queued ones up to this one,
+over the measured throughput); ``tests/dashboard/test_reads.py`` checks them against
+``Queue.list()`` so a change there shows here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from triage.queue import AGE_CAP, AGE_EVERY_SECONDS, FILENAME, PRIORITIES, PRIORITY_NAMES, job_id, parse_job_id
+
+#: what the state filter offers besides the queue's own states
+STATE_FILTERS = ("", "active", "queued", "running", "done", "failed", "cancelled")
+
+_EFF = ("CASE WHEN state != 'queued' OR prio >= :cap THEN prio "
+        "ELSE MIN(:cap, prio + MAX(0, CAST((:now - age_from) / :step AS INTEGER))) END")
+_GROUP = {"running": 0, "queued": 1}
+#: the row columns a page shows (not the image lists: a page never needs them)
+_COLUMNS = ("seq, case_ref, exhibit, prio, examiner, state, submitted, started, finished, attempts, failure, "
+            "bytes_done, bytes_total, files_done, known_bad_hits, results_dir, summary, cancel_requested")
+#: rebuild the order at least this often, whatever the change checks say
+MAX_SNAPSHOT_AGE = 10.0
+
+
+def _order_key(seq: int, state: str, eff: int, ready_at: float, finished: float | None) -> tuple:
+    """The order of ``Queue.list()``: running, queued in claim order, then finished, newest first."""
+    grp = _GROUP.get(state, 2)
+    return (grp, -eff if grp == 1 else 0, ready_at if grp == 1 else 0.0,
+            -(finished or 0.0) if grp == 2 else 0.0, seq)
+
+
+@dataclass
+class _Snapshot:
+    """Every job's place in line, rebuilt only when the order can have changed.
+
+    The order changes only when a job is added, changes state or priority, or ages a
+    level; progress (the dispatcher's writes twice a second) moves no job. So a poll
+    checks a cheap signature (index-only reads) and the next ageing step, and only then
+    reads the whole table again.
+    """
+
+    signature: tuple
+    built: float
+    valid_until: float
+    seqs: list[int]               # dispatcher order
+    cases: list[str]
+    states: list[str]
+    effs: list[int]
+    positions: list[int | None]   # 1 = claimed next
+    queued_ahead: list[int]       # bytes left in queued jobs up to and including this one (0 if not queued)
+    grouped: list[int]            # indexes into the lists above, grouped by case
+
+@dataclass(frozen=True)
+class Filters:
+    """What the examiner asked to see; every field optional ("" = all)."""
+
+    case: str = ""
+    state: str = ""
+    priority: str = ""      # effective priority, the one the dispatcher orders by
+    grouped: bool = True    # jobs grouped by case (cases in the order of their most urgent job)
+    page: int = 1
+    per_page: int = 50
+
+    def __post_init__(self) -> None:
+        if self.state not in STATE_FILTERS:
+            raise ValueError(f"unknown state filter {self.state!r}")
+        if self.priority and self.priority not in PRIORITIES:
+            raise ValueError(f"unknown priority {self.priority!r}")
+        if self.page < 1 or not 1 <= self.per_page <= 500:
+            raise ValueError("page must be 1 or more and per_page 1..500")
+
+
+@dataclass
+class Row:
+    """One job as the backlog shows it (times are epoch seconds, UTC)."""
+
+    id: str
+    case: str
+    exhibit: str
+    examiner: str | None
+    priority: str
+    effective_priority: str
+    state: str
+    cancel_requested: bool
+    position: int | None
+    submitted: float
+    started: float | None
+    finished: float | None
+    attempts: int
+    failure: str | None
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    known_bad_hits: int
+    results_dir: str | None
+    eta_seconds: float | None
+    rate_bps: float | None          # this job's own bytes/s since it started (running jobs)
+    summary: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def aged(self) -> bool:
+        return self.state == "queued" and self.effective_priority != self.priority
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    total: int                       # jobs matching the filters
+    filters: Filters
+    throughput_bps: float | None
+    bytes_waiting: int = 0           # bytes left in every queued and running job (not only this page's)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.filters.per_page))
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The whole queue in a few numbers: the header of the page and one sample of the history."""
+
+    time: float
+    queued: int
+    running: int
+    done: int
+    failed: int
+    cancelled: int
+    bytes_waiting: int       # bytes left in queued and running jobs
+    bytes_processed: int     # bytes done over every job ever (its rise over time is the throughput)
+    throughput_bps: float | None
+
+
+class QueueReader:
+    """Read-only access to ``<state dir>/queue.sqlite``; a missing file is an empty queue."""
+
+    def __init__(self, home: Path, *, age_every: float | None = None) -> None:
+        self.path = Path(home) / FILENAME
+        self.age_every = AGE_EVERY_SECONDS if age_every is None else float(age_every)
+        self._conn: sqlite3.Connection | None = None
+        self._snap: _Snapshot | None = None
+        self._lock = threading.RLock()  # one connection, shared by the server's worker threads
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._conn is not None:
+            return self._conn
+        if not self.path.exists():
+            return None
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5,
+                               isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        # names typed at a terminal may hold anything: never fail a page on undecodable bytes
+        conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+        conn.execute("PRAGMA query_only=1")
+        if conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs'").fetchone()[0] == 0:
+            conn.close()
+            return None
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _params(self, now: float, **extra: Any) -> dict[str, Any]:
+        step = self.age_every if self.age_every > 0 else 1e300
+        return {"now": now, "cap": PRIORITIES[AGE_CAP], "step": step, **extra}
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection | None]:
+        """One snapshot of the database for a whole answer (a read transaction)."""
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                yield None
+                return
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def _signature(self, conn: sqlite3.Connection) -> tuple:
+        top = conn.execute("SELECT MAX(seq) FROM jobs").fetchone()[0]
+        states = tuple(conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state").fetchall())
+        running = conn.execute("SELECT group_concat(seq) FROM jobs WHERE state = 'running'").fetchone()[0]
+        gen = conn.execute("SELECT value FROM meta WHERE key = 'priority_generation'").fetchone()
+        return (top, tuple(tuple(r) for r in states), running, gen[0] if gen else 0)
+
+    def _snapshot(self, conn: sqlite3.Connection, now: float) -> _Snapshot:
+        sig = self._signature(conn)
+        snap = self._snap
+        if snap is not None and snap.signature == sig and now < snap.valid_until:
+            return snap
+        rows = conn.execute(f"SELECT seq, case_ref, state, {_EFF} AS eff, prio, age_from, ready_at, finished, "
+                            "MAX(0, bytes_total - bytes_done) FROM jobs", self._params(now)).fetchall()
+        rows.sort(key=lambda r: _order_key(r[0], r[2], r[3], r[6], r[7]))
+        valid_until = now + MAX_SNAPSHOT_AGE
+        positions: list[int | None] = []
+        ahead: list[int] = []
+        pos = total = 0
+        first: dict[str, int] = {}
+        for i, r in enumerate(rows):
+            first.setdefault(r[1], i)
+            if r[2] == "queued":
+                pos += 1
+                total += r[8]
+                positions.append(pos)
+                ahead.append(total)
+                if self.age_every > 0 and r[3] < PRIORITIES[AGE_CAP]:  # when this job next gains a level
+                    valid_until = min(valid_until, r[5] + (r[3] - r[4] + 1) * self.age_every)
+            else:
+                positions.append(None)
+                ahead.append(0)
+        grouped = sorted(range(len(rows)), key=lambda i: (first[rows[i][1]], i))
+        self._snap = _Snapshot(sig, now, valid_until, [r[0] for r in rows], [r[1] for r in rows],
+                               [r[2] for r in rows], [r[3] for r in rows], positions, ahead, grouped)
+        return self._snap
+
+    def throughput(self) -> float | None:
+        with self._read() as conn:
+            return None if conn is None else self._throughput(conn)
+
+    @staticmethod
+    def _throughput(conn: sqlite3.Connection) -> float | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'throughput_bps'").fetchone()
+        return float(row[0]) if row is not None else None
+
+    def page(self, f: Filters, now: float | None = None) -> Page:
+        """One page of jobs in the dispatcher's order (grouped by case when asked), with
+        positions and ETAs computed over the whole queue, not just the filtered rows."""
+        now = time.time() if now is None else now
+        with self._read() as conn:
+            if conn is None:
+                return Page([], 0, f, None)
+            snap = self._snapshot(conn, now)
+            order = snap.grouped if f.grouped else range(len(snap.seqs))
+            needle = f.case.casefold()
+            want_prio = PRIORITIES[f.priority] if f.priority else None
+            picked = [i for i in order
+                      if (not needle or needle in snap.cases[i].casefold())
+                      and (not f.state or snap.states[i] == f.state
+                           or f.state == "active" and snap.states[i] in ("queued", "running"))
+                      and (want_prio is None or snap.effs[i] == want_prio)]
+            start = (f.page - 1) * f.per_page
+            running_left = self._running_left(conn)
+            rows = self._rows(conn, snap, picked[start:start + f.per_page], now, running_left)
+            waiting = running_left + (max(snap.queued_ahead) if snap.queued_ahead else 0)
+            return Page(rows, len(picked), f, self._throughput(conn), int(waiting))
+
+    @staticmethod
+    def _running_left(conn: sqlite3.Connection) -> float:
+        return conn.execute("SELECT TOTAL(MAX(0, bytes_total - bytes_done)) FROM jobs "
+                            "WHERE state = 'running'").fetchone()[0]
+
+    def _rows(self, conn: sqlite3.Connection, snap: _Snapshot, idx: list[int], now: float,
+              running_left: float) -> list[Row]:
+        if not idx:
+            return []
+        seqs = [snap.seqs[i] for i in idx]
+        got = {r["seq"]: r for r in conn.execute(
+            f"SELECT {_COLUMNS}, {_EFF} AS eff FROM jobs WHERE seq IN ({', '.join(map(str, seqs))})",
+            self._params(now))}
+        bps = self._throughput(conn)
+        out = []
+        for i, seq in zip(idx, seqs):
+            r = got.get(seq)
+            if r is None:
+                continue
+            eta = None
+            if bps and r["state"] == "running":
+                eta = max(0, r["bytes_total"] - r["bytes_done"]) / bps
+            elif bps and r["state"] == "queued":
+                eta = (running_left + snap.queued_ahead[i]) / bps
+            out.append(self._row(r, snap.positions[i] if r["state"] == "queued" else None, eta, now))
+        return out
+
+    def job(self, ident: str, now: float | None = None) -> Row | None:
+        """One job with its position and ETA, or None."""
+        seq = parse_job_id(ident)
+        if seq is None:
+            return None
+        now = time.time() if now is None else now
+        with self._read() as conn:
+            if conn is None:
+                return None
+            snap = self._snapshot(conn, now)
+            try:
+                i = snap.seqs.index(seq)
+            except ValueError:
+                return None
+            rows = self._rows(conn, snap, [i], now, self._running_left(conn))
+            return rows[0] if rows else None
+
+    def cases(self, limit: int = 2000) -> list[str]:
+        """Case references, for the filter's suggestions."""
+        with self._read() as conn:
+            if conn is None:
+                return []
+            return [r[0] for r in conn.execute("SELECT DISTINCT case_ref FROM jobs ORDER BY case_ref LIMIT ?",
+                                               (limit,))]
+
+    def case_counts(self, cases: list[str]) -> dict[str, dict[str, int]]:
+        """Per case: jobs by state, hits and bytes waiting, for the group headers of a page."""
+        if not cases:
+            return {}
+        marks = ", ".join("?" for _ in cases)
+        with self._read() as conn:
+            if conn is None:
+                return {}
+            rows = conn.execute(
+                "SELECT case_ref, COUNT(*) AS jobs, SUM(state = 'queued') AS queued,"
+                " SUM(state = 'running') AS running, SUM(state = 'done') AS done,"
+                " SUM(state IN ('failed', 'cancelled')) AS stopped, SUM(known_bad_hits) AS hits,"
+                " SUM(CASE WHEN state IN ('queued', 'running') THEN MAX(0, bytes_total - bytes_done) ELSE 0 END)"
+                f" AS waiting FROM jobs WHERE case_ref IN ({marks}) GROUP BY case_ref", cases).fetchall()
+        return {r["case_ref"]: {k: int(r[k] or 0) for k in r.keys() if k != "case_ref"} for r in rows}
+
+    def totals(self, now: float | None = None) -> Totals:
+        """The whole queue summed: a full scan, for the history sampler (every few seconds), not per poll."""
+        now = time.time() if now is None else now
+        with self._read() as conn:
+            if conn is None:
+                return Totals(now, 0, 0, 0, 0, 0, 0, 0, None)
+            r = conn.execute(
+                "SELECT SUM(state = 'queued'), SUM(state = 'running'), SUM(state = 'done'), SUM(state = 'failed'),"
+                " SUM(state = 'cancelled'),"
+                " SUM(CASE WHEN state IN ('queued', 'running') THEN MAX(0, bytes_total - bytes_done) ELSE 0 END),"
+                " SUM(CASE WHEN state = 'done' THEN bytes_total ELSE bytes_done END) FROM jobs").fetchone()
+            return Totals(now, *[int(v or 0) for v in r], throughput_bps=self._throughput(conn))
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by state (an index-only read: cheap enough for every poll)."""
+        with self._read() as conn:
+            if conn is None:
+                return {}
+            return dict(conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+
+    def _row(self, r: sqlite3.Row, position: int | None, eta: float | None, now: float) -> Row:
+        rate = None
+        if r["state"] == "running" and r["started"] is not None and now > r["started"]:
+            rate = r["bytes_done"] / (now - r["started"])
+        try:
+            summary = json.loads(r["summary"]) if r["summary"] else None
+        except ValueError:
+            summary = None
+        return Row(
+            id=job_id(r["seq"]), case=r["case_ref"], exhibit=r["exhibit"], examiner=r["examiner"],
+            priority=PRIORITY_NAMES[r["prio"]], effective_priority=PRIORITY_NAMES[r["eff"]], state=r["state"],
+            cancel_requested=bool(r["cancel_requested"]), position=position, submitted=r["submitted"],
+            started=r["started"], finished=r["finished"], attempts=r["attempts"], failure=r["failure"],
+            bytes_done=r["bytes_done"], bytes_total=r["bytes_total"], files_done=r["files_done"],
+            known_bad_hits=r["known_bad_hits"], results_dir=r["results_dir"],
+            eta_seconds=None if eta is None else round(eta, 1), rate_bps=rate, summary=summary)
