@@ -37,7 +37,8 @@ HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # no-referrer would make Chromium send "Origin: null" on our own POSTs
+    (b"x-robots-tag", b"noindex"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 #: paths served without the token: the login form and the files it needs
