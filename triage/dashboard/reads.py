@@ -34,7 +34,6 @@ STATE_FILTERS = ("", "active", "queued", "running", "done", "failed", "cancelled
 
 _EFF = ("CASE WHEN state != 'queued' OR prio >= :cap THEN prio "
         "ELSE MIN(:cap, prio + MAX(0, CAST((:now - age_from) / :step AS INTEGER))) END")
-_GROUP = {"running": 0, "queued": 1}
 #: the row columns a page shows (not the image lists: a page never needs them)
 _COLUMNS = ("seq, case_ref, exhibit, prio, examiner, state, submitted, started, finished, attempts, failure, "
             "bytes_done, bytes_total, files_done, known_bad_hits, results_dir, summary, cancel_requested")
@@ -42,11 +41,10 @@ _COLUMNS = ("seq, case_ref, exhibit, prio, examiner, state, submitted, started, 
 MAX_SNAPSHOT_AGE = 10.0
 
 
-def _order_key(seq: int, state: str, eff: int, ready_at: float, finished: float | None) -> tuple:
-    """The order of ``Queue.list()``: running, queued in claim order, then finished, newest first."""
-    grp = _GROUP.get(state, 2)
-    return (grp, -eff if grp == 1 else 0, ready_at if grp == 1 else 0.0,
-            -(finished or 0.0) if grp == 2 else 0.0, seq)
+#: the order of ``Queue.list()``: running, queued in claim order, then finished, newest first
+_SQL_ORDER = ("CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
+              "CASE WHEN state = 'queued' THEN -eff END, CASE WHEN state = 'queued' THEN ready_at END, "
+              "CASE WHEN state NOT IN ('queued', 'running') THEN -COALESCE(finished, 0) END, seq")
 
 
 @dataclass
@@ -69,6 +67,26 @@ class _Snapshot:
     positions: list[int | None]   # 1 = claimed next
     queued_ahead: list[int]       # bytes left in queued jobs up to and including this one (0 if not queued)
     grouped: list[int]            # indexes into the lists above, grouped by case
+    picked: dict[tuple, list[int]] = field(default_factory=dict)  # filtered orders already worked out
+
+    def matching(self, f: Filters) -> list[int]:
+        """Indexes of the jobs the filters keep, in page order (kept: an open page asks again every second)."""
+        key = (f.case.casefold(), f.state, f.priority, f.grouped)
+        got = self.picked.get(key)
+        if got is not None:
+            return got
+        order = self.grouped if f.grouped else range(len(self.seqs))
+        needle = key[0]
+        want = PRIORITIES[f.priority] if f.priority else None
+        got = [i for i in order
+               if (not needle or needle in self.cases[i].casefold())
+               and (not f.state or self.states[i] == f.state
+                    or f.state == "active" and self.states[i] in ("queued", "running"))
+               and (want is None or self.effs[i] == want)]
+        if len(self.picked) > 64:
+            self.picked.clear()
+        self.picked[key] = got
+        return got
 
 @dataclass(frozen=True)
 class Filters:
@@ -220,30 +238,45 @@ class QueueReader:
         snap = self._snap
         if snap is not None and snap.signature == sig and now < snap.valid_until:
             return snap
-        rows = conn.execute(f"SELECT seq, case_ref, state, {_EFF} AS eff, prio, age_from, ready_at, finished, "
-                            "MAX(0, bytes_total - bytes_done) FROM jobs", self._params(now)).fetchall()
-        rows.sort(key=lambda r: _order_key(r[0], r[2], r[3], r[6], r[7]))
+        cur = conn.cursor()
+        cur.row_factory = None  # plain tuples: 10,000 of them
+        rows = cur.execute(f"SELECT seq, case_ref, state, {_EFF} AS eff, prio, age_from, "
+                           f"MAX(0, bytes_total - bytes_done) FROM jobs ORDER BY {_SQL_ORDER}",
+                           self._params(now)).fetchall()
         valid_until = now + MAX_SNAPSHOT_AGE
+        cap = PRIORITIES[AGE_CAP]
         positions: list[int | None] = []
         ahead: list[int] = []
         pos = total = 0
-        first: dict[str, int] = {}
-        for i, r in enumerate(rows):
-            first.setdefault(r[1], i)
-            if r[2] == "queued":
+        by_case: dict[str, list[int]] = {}  # in the order each case first appears: its most urgent job
+        for i, (_, case, state, eff, prio, age_from, left) in enumerate(rows):
+            by_case.setdefault(case, []).append(i)
+            if state == "queued":
                 pos += 1
-                total += r[8]
+                total += left
                 positions.append(pos)
                 ahead.append(total)
-                if self.age_every > 0 and r[3] < PRIORITIES[AGE_CAP]:  # when this job next gains a level
-                    valid_until = min(valid_until, r[5] + (r[3] - r[4] + 1) * self.age_every)
+                if self.age_every > 0 and eff < cap:  # when this job next gains a level
+                    valid_until = min(valid_until, age_from + (eff - prio + 1) * self.age_every)
             else:
                 positions.append(None)
                 ahead.append(0)
-        grouped = sorted(range(len(rows)), key=lambda i: (first[rows[i][1]], i))
+        grouped = [i for idx in by_case.values() for i in idx]
         self._snap = _Snapshot(sig, now, valid_until, [r[0] for r in rows], [r[1] for r in rows],
                                [r[2] for r in rows], [r[3] for r in rows], positions, ahead, grouped)
         return self._snap
+
+    def change_mark(self, now: float | None = None) -> tuple | None:
+        """Changes whenever what a page shows may have changed: another connection committed to the
+        queue (``PRAGMA data_version``) or a job's ageing step came due. Cheap: no table is read."""
+        now = time.time() if now is None else now
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return None
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            due = self._snap is None or now >= self._snap.valid_until
+            return (version, due, id(self._snap))
 
     def throughput(self) -> float | None:
         with self._read() as conn:
@@ -262,14 +295,7 @@ class QueueReader:
             if conn is None:
                 return Page([], 0, f, None)
             snap = self._snapshot(conn, now)
-            order = snap.grouped if f.grouped else range(len(snap.seqs))
-            needle = f.case.casefold()
-            want_prio = PRIORITIES[f.priority] if f.priority else None
-            picked = [i for i in order
-                      if (not needle or needle in snap.cases[i].casefold())
-                      and (not f.state or snap.states[i] == f.state
-                           or f.state == "active" and snap.states[i] in ("queued", "running"))
-                      and (want_prio is None or snap.effs[i] == want_prio)]
+            picked = snap.matching(f)
             start = (f.page - 1) * f.per_page
             running_left = self._running_left(conn)
             rows = self._rows(conn, snap, picked[start:start + f.per_page], now, running_left)
