@@ -146,6 +146,7 @@ def test_backlog_in_dispatcher_order_live_and_reprioritised_on_the_page(scene: S
     wait_for("the open page to move the job up",
              lambda: grouped.locator(f"tr[data-job='{raised}']").get_attribute("data-position") == "1", 10)
     assert grouped.evaluate("window.__notReloaded") is True
+    assert f"escalated by {EXAMINER}" in grouped.locator(f"tr[data-job='{raised}'] td.prio").inner_text()
     now = jobs(scene.home)
     assert now[raised]["position"] == 1 and now[raised]["priority"] == "critical"
     assert _rows(page) == list(now)
@@ -172,6 +173,8 @@ def test_the_page_survives_the_dispatcher_killed_and_restarted(scene: Scene, chr
              lambda: page.locator("#cluster table.workers tbody tr").count() == 2, 30)
     address = json.loads((scene.home / "scheduler.json").read_text())["address"]
     assert address in page.locator("#cluster").inner_text()
+    dask_link = json.loads((scene.home / "scheduler.json").read_text())["dashboard"]
+    assert page.locator("#cluster a", has_text="Dask").get_attribute("href") == dask_link
     scene.serve.kill_group()  # dispatcher, its workers and its dashboard: a crash of the whole service
     wait_for("the page to notice", lambda: "bad" in (page.locator("#live-status").get_attribute("class") or ""), 15)
     scene.serve.start()

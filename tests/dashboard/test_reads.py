@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from triage.dashboard.reads import Filters, QueueReader
+from triage.dashboard.model import Filters
+from triage.dashboard.reads import QueueReader
 from triage.queue import Queue
 
 T0 = 1_700_000_000.0

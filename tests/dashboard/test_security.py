@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -35,6 +36,9 @@ def home(tmp_path: Path, tiny_disk: Path) -> Path:
         q.submit([tiny_disk], case=HOSTILE_CASE, exhibit=HOSTILE_EXHIBIT, priority="normal", examiner="<b>DC</b>")
         q.submit([tiny_disk], case=CONTROL_CASE, exhibit="E1", priority="low")
         q.submit([tiny_disk], case="OP-PLAIN", exhibit="E2", priority="high")
+    # waiting since two hours ago: low has aged to high (one level per 30 minutes, capped at high)
+    with Queue.at(home, clock=lambda: time.time() - 7200) as old:
+        old.submit([tiny_disk], case="OP-OLD", exhibit="E3", priority="low")
     return home
 
 
@@ -77,7 +81,13 @@ def test_loopback_page_escapes_every_name_and_runs_no_inline_script(home: Path, 
     assert web.request("/", headers={"Host": "evil.example:80"})[0] == 421
     # the same page as data, and the fragments the page polls
     data = json.loads(web.request("/api/backlog?group=none")[2])
-    assert [j["case"] for j in data["jobs"]] == ["OP-PLAIN", HOSTILE_CASE, CONTROL_CASE]
+    assert [j["case"] for j in data["jobs"]] == ["OP-OLD", "OP-PLAIN", HOSTILE_CASE, CONTROL_CASE]
+    assert data["jobs"][0]["priority"] == "low" and data["jobs"][0]["effective_priority"] == "high"
+    assert "aged from low" in html
+    # filters, as the form sends them
+    filtered = web.request("/?" + urlencode({"state": "queued", "priority": "high", "group": "none"}))[2].decode()
+    assert re.findall(r'data-job="(J\d+)"', filtered) == ["J000004", "J000003"]
+    assert re.findall(r'data-job="(J\d+)"', web.request("/?case=plain")[2].decode()) == ["J000003"]
     assert web.request("/fragments/backlog")[0] == 200 and web.request("/fragments/cluster")[0] == 200
 
 

@@ -33,7 +33,8 @@ from triage.dashboard import results as res
 from triage.dashboard.auditview import PriorityMarks, job_records
 from triage.dashboard.cluster import ClusterWatcher
 from triage.dashboard.history import History
-from triage.dashboard.reads import STATE_FILTERS, Filters, QueueReader
+from triage.dashboard.model import STATE_FILTERS, Filters
+from triage.dashboard.reads import QueueReader
 from triage.dashboard.security import (CSRF_COOKIE, TOKEN_COOKIE, DashboardError, check_origin, new_csrf, same)
 from triage.dashboard.views import make_env, query
 from triage.queue import PRIORITIES, JobNotFoundError, JobStateError

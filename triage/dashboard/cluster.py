@@ -43,7 +43,7 @@ def dispatcher_pid(home: Path) -> int | None:
         return _pid_from_file(path)
     for line in lines:
         parts = line.split()
-        if len(parts) < 6 or parts[1] != "FLOCK" or parts[1:2] == ["->"]:
+        if len(parts) < 6 or parts[1] != "FLOCK":  # "N: -> FLOCK ..." lines are waiters, not holders
             continue
         try:
             major, minor, inode = parts[5].split(":")
@@ -134,7 +134,9 @@ class ClusterWatcher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> ClusterWatcher:
-        self.refresh()
+        """Refresh in the background from now on (connecting to a scheduler can take seconds:
+        the server must not wait for it to start answering)."""
+        self.state = ClusterState(dispatcher_pid(self.home), checked=time.time())
         self._thread = threading.Thread(target=self._run, name="dashboard-cluster", daemon=True)
         self._thread.start()
         return self
@@ -146,13 +148,15 @@ class ClusterWatcher:
         self._disconnect()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
+        while True:
             try:
                 self.refresh()
             except Exception as exc:  # noqa: BLE001 - the panel reports it; the page must live on
                 log.debug("cluster refresh failed", exc_info=True)
                 self.state = ClusterState(self.state.dispatcher, self.state.scheduler, None, [],
                                           f"{type(exc).__name__}: {exc}", time.time())
+            if self._stop.wait(self.every):
+                return
 
     def refresh(self) -> None:
         pid = dispatcher_pid(self.home)

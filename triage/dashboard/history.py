@@ -15,7 +15,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from triage.dashboard.reads import QueueReader, Totals
+from triage.dashboard.model import Totals
+from triage.dashboard.reads import QueueReader
 
 log = logging.getLogger(__name__)
 
