@@ -147,7 +147,8 @@ def epoch(iso_z: str) -> float:
 def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chromium: Any) -> float:
     """Work the disks with one ``triage serve``; bytes/s from the first start to the last finish."""
     home = work / f"run-{name}-{time.time_ns()}" / "home"
-    env = {"DASK_TRIAGE__CONTENT__BATCH_BYTES": "8MiB", "DASK_TRIAGE__DASHBOARD__REFRESH_SECONDS": "1"}
+    env = {"DASK_TRIAGE__CONTENT__BATCH_BYTES": "8MiB", "DASK_TRIAGE__DASHBOARD__REFRESH_SECONDS": "1",
+           "DASK_TRIAGE__DASHBOARD__SAMPLE_SECONDS": "2"}
     ids = [backlog.submit(home, disk, f"BENCH-{i % 2}", f"X/{i}", "normal") for i, disk in enumerate(disks)]
     serve = backlog.Serve(home, workers=2, max_jobs=2, env=env, log=home.parent / "serve.log")
     port = dashfx.free_port()
@@ -174,6 +175,7 @@ def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chrom
                 return all(now[i]["state"] in ("done", "failed") for i in ids)
 
             backlog.wait_for("the jobs", finished, 1800, interval=0.5, explain=serve.log_tail)
+            cpu = cpu_seconds(serve.pid)
             if page is not None:
                 page.goto(f"http://127.0.0.1:{port}/jobs/{ids[0]}")
                 page.screenshot(path=str(OUTPUT / "job.png"), full_page=True)
@@ -188,7 +190,27 @@ def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chrom
     total = sum(sum(j["image_sizes"]) for j in backlog.peek(home).values())
     rate = total / (max(ends) - min(starts))
     print(f"  {name:30} {rate / 2**20:7.2f} MiB/s of evidence over {max(ends) - min(starts):6.1f} s   {load.note()}")
+    if dashboard:
+        print(f"  {'':30} the dashboard server used {cpu['dashboard']:.1f} CPU s = "
+              f"{100 * cpu['dashboard'] / cpu['triage']:.2f} % of the {cpu['triage']:.0f} CPU s of the dispatcher "
+              f"and its workers (the browser runs on the examiner's machine, not counted)")
     return rate
+
+
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds so far of the dashboard process beside ``triage serve`` and of the rest of its tree."""
+    import psutil
+
+    out = {"dashboard": 0.0, "triage": 0.0}
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            kind = "dashboard" if "dashboard" in p.cmdline()[1:4] else "triage"
+            out[kind] += t.user + t.system
+        except psutil.Error:
+            pass
+    return out
 
 
 def _up(url: str) -> bool:

@@ -249,6 +249,7 @@ def test_job_page(scene: Scene, chromium: Any) -> None:
     assert "<script>alert(3)</script> planted reason" in page.locator("table.top").inner_text()
     assert "3 notable items <b>x</b>" in page.locator("main").inner_text()
     assert page.locator("img").count() == 0
-    backlog = _open(scene, chromium, "/")
-    assert "notable" in backlog.locator(f"tr[data-job='{hostile_id}']").inner_text()
+    backlog = _open(scene, chromium, "/")  # the device tier, once the open page next renders it afresh
+    wait_for("the backlog to show the device tier",
+             lambda: "notable" in backlog.locator(f"tr[data-job='{hostile_id}']").inner_text(), 10)
     assert scene.dialogs == []

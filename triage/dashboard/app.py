@@ -50,7 +50,7 @@ TEXT_TYPES = {".json": "application/json", ".csv": "text/plain", ".txt": "text/p
 #: a report opened in the browser runs nothing and loads nothing (its own styles only)
 REPORT_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'"
 #: a backlog fragment is rendered again at least this often even when nothing seems to change
-MAX_FRAGMENT_AGE = 5.0
+MAX_FRAGMENT_AGE = 2.0
 
 
 @dataclass
@@ -211,6 +211,7 @@ def job_page(request: Request) -> Response:
     images = res.load(folder) if folder is not None and folder.is_dir() else []
     files = res.report_files(folder) if folder is not None and folder.is_dir() else []
     return d.render(request, "job.html", job=job, mark=d.marks.mark(job.id), images=images, files=files,
+                    notice=request.query_params.get("notice", "")[:300],
                     records=job_records(d.home, job.id), ranks=d.rankings.of(job.summary),
                     here=str(request.url.path))
 

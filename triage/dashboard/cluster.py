@@ -96,7 +96,7 @@ class Worker:
     memory: int | None
     memory_limit: int | None
     executing: int
-    tasks: list[str]        # names of the tasks it is processing (prefixes, a few)
+    tasks: list[str]        # the kinds of task it is processing, with counts
     processing: int
 
 
@@ -116,9 +116,15 @@ class ClusterState:
         return sum(w.threads for w in self.workers)
 
 
-def _task_name(key: Any) -> str:
-    text = key[0] if isinstance(key, tuple) and key else key
-    return str(text)[:80]
+def _task_kinds(keys: Any) -> list[str]:
+    """``2 content, 1 carve``: what a worker is busy with, by task kind (keys carry evidence paths)."""
+    from dask.utils import key_split
+
+    counts: dict[str, int] = {}
+    for k in keys:
+        name = key_split(k)[:40]
+        counts[name] = counts.get(name, 0) + 1
+    return [f"{n} {name}" for name, n in sorted(counts.items())]
 
 
 class ClusterWatcher:
@@ -184,7 +190,7 @@ class ClusterWatcher:
                 address=addr, name=str(w.get("name", addr)), threads=int(w.get("nthreads", 0)),
                 memory=metrics.get("memory"), memory_limit=w.get("memory_limit"),
                 executing=int(metrics.get("task_counts", {}).get("executing", metrics.get("executing", 0)) or 0),
-                tasks=sorted({_task_name(k) for k in keys})[:4], processing=len(keys)))
+                tasks=_task_kinds(keys)[:6], processing=len(keys)))
         self.state = state
 
     def _connect(self, address: str) -> Any:
