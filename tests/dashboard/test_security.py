@@ -186,3 +186,14 @@ def test_only_files_of_the_job_s_results_are_served(home: Path, dashboards, tiny
         assert b"outside" not in body and b"root:" not in body and b"picture" not in body
     assert web.request("/jobs/J999999/files/summary.json")[0] == 404
     assert d.proc.poll() is None
+
+
+def test_the_verb_s_help_and_one_line_refusals(home: Path, dashboards) -> None:
+    r = triage(home, "dashboard", "--help")
+    assert "example" in r.stdout and "--bind" in r.stdout
+    assert "--dashboard" in triage(home, "serve", "--help").stdout
+    bad = triage(home, "dashboard", "--bind", "nonsense", check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'nonsense'" in bad.stderr
+    busy = dashboards(home)  # its port is taken now
+    again = triage(home, "dashboard", "--bind", busy.bind, check=False, timeout=60)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "cannot listen" in again.stderr
