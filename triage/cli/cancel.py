@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from triage.cli.jobs import EXIT_CODES, add_home, add_json, open_audit, open_queue, print_json
+from triage import actions
+from triage.cli.jobs import EXIT_CODES, add_home, add_json, print_json
 
 EXAMPLE = f"""examples:
   triage cancel J000042
@@ -27,10 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    log = open_audit(args)
-    jobs = open_queue(args).cancel(args.target)
-    for job in jobs:
-        log.append_job("cancel", job, details={"requested": job.state == "running", "target": args.target})
+    jobs = actions.cancel(args.home, args.target)
     if args.json:
         print_json([j.to_dict() for j in jobs])
         return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from triage.cli.jobs import EXIT_CODES, PRIORITY_CHOICES, add_home, add_json, open_audit, open_queue, print_json
-from triage.queue import PRIORITIES
+from triage import actions
+from triage.cli.jobs import EXIT_CODES, PRIORITY_CHOICES, add_home, add_json, print_json
 
 EXAMPLE = f"""examples:
   triage prioritize OP-2291 --priority critical    # every queued and running job of the case
@@ -29,18 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    log = open_audit(args)
-    queue = open_queue(args)
-    before = {j.id: j.priority for j in queue.list(active_only=True)}
-    jobs = queue.prioritize(args.target, args.priority)
-    for job in jobs:
-        old = before.get(job.id, job.priority)
-        action = "escalate" if PRIORITIES[job.priority] > PRIORITIES[old] else "priority"
-        log.append_job(action, job, details={"from": old, "to": job.priority, "target": args.target})
+    changed = actions.prioritize(args.home, args.target, args.priority)
     if args.json:
-        print_json([j.to_dict() for j in jobs])
+        print_json([j.to_dict() for j, _ in changed])
         return 0
-    for job in jobs:
+    for job, old in changed:
         where = f"position {job.position}" if job.position else job.state
-        print(f"{job.id}  {job.case}  {job.exhibit}  {before.get(job.id, job.priority)} → {job.priority}  ({where})")
+        print(f"{job.id}  {job.case}  {job.exhibit}  {old} → {job.priority}  ({where})")
     return 0

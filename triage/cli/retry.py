@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from triage.cli.jobs import EXIT_CODES, add_home, add_json, open_audit, open_queue, print_json
+from triage import actions
+from triage.cli.jobs import EXIT_CODES, add_home, add_json, print_json
 
 EXAMPLE = f"""example:
   triage retry J000042
@@ -26,11 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    log = open_audit(args)
-    queue = open_queue(args)
-    before = queue.get(args.job)
-    job = queue.retry(args.job)
-    log.append_job("retry", job, details={"was": before.state, "failure": before.failure, "attempt": job.attempts})
+    job = actions.retry(args.home, args.job)
     if args.json:
         print_json(job.to_dict())
     else:

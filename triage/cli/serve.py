@@ -12,9 +12,12 @@ from triage.cli.cluster import tls_security
 from triage.cluster.connect import connect, parse_workers
 from triage.cluster.evidence import publish
 from triage.cluster.reconnect import SchedulerLost, is_loss, supervise
+from triage.dashboard.cluster import publish as publish_cluster
+from triage.dashboard.server import beside
 from triage.dispatcher import Dispatcher
 from triage.queue import PRIORITIES
 from triage.rules.errors import ClusterError
+from triage.rules.home import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,7 @@ EXAMPLE = """examples:
   triage serve --workers 1:8                     # local cluster grows to 8 workers with the backlog, shrinks when idle
   triage serve --scheduler tcp://10.0.0.5:8786   # a shared cluster (workers must see the images)
   triage serve --home /srv/triage --once         # work until the queue is empty, then exit
+  triage serve --dashboard 127.0.0.1:8765        # and the live backlog page beside it
 
 Stop it with Ctrl-C or SIGTERM at any time: queued jobs stay queued, running ones resume
 from their finished tasks when a dispatcher starts again. Exit codes: 0 stopped; 3 another
@@ -42,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "wait, releases idle workers); default one per core")
     p.add_argument("--max-jobs", type=int, default=None, help="jobs running at once (default from config)")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    p.add_argument("--dashboard", metavar="HOST:PORT", default=None,
+                   help="also serve the web dashboard (see 'triage dashboard --help') on this address")
     p.add_argument("--escalate-to", choices=[*PRIORITIES, "none"], default=None,
                    help="priority a case gets on its first known-bad hit (default from config; none = never)")
     p.set_defaults(func=run)
@@ -101,14 +107,21 @@ def run(args: argparse.Namespace) -> int:
     def work(client: Any) -> None:
         # where operators point `triage cluster status` (also for the embedded cluster) and a browser
         print(f"triage serve: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}", flush=True)
+        publish_cluster(state_dir(args.home), client)  # the dashboard's cluster panel reads it
         ReconnectingDispatcher(client, args.home, max_jobs=args.max_jobs, escalate_to=escalate, once=args.once,
                                window=window).serve()
 
-    if not settings["scheduler"]:  # an embedded cluster lives and dies with this process
-        with connect(**settings) as client:
-            work(client)
-        return 0
-    audit = AuditLog.at(args.home)
-    supervise(lambda: connect(**settings), work, budget=float(config.get("cluster.reconnect-seconds")),
-              record=lambda action, details: audit.append(action, details=details))
+    dash = beside(state_dir(args.home), args.dashboard, lambda line: print(line, flush=True)) \
+        if args.dashboard else None  # a bad address or token file refuses to start, before any work
+    try:
+        if not settings["scheduler"]:  # an embedded cluster lives and dies with this process
+            with connect(**settings) as client:
+                work(client)
+            return 0
+        audit = AuditLog.at(args.home)
+        supervise(lambda: connect(**settings), work, budget=float(config.get("cluster.reconnect-seconds")),
+                  record=lambda action, details: audit.append(action, details=details))
+    finally:
+        if dash is not None:
+            dash.stop()
     return 0
