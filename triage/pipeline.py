@@ -31,6 +31,7 @@ from triage.carveplan import Owner, chunks, partition_extents
 from triage.checkpoint import Checkpoints
 from triage.merge import allocated_problems, counts, dedupe_carved, files_table, merge_partition, volumes_table
 from triage.plan import plan_batches
+from triage.ranking import rank_result
 from triage.rules.errors import InputError
 from triage.store import Staging, write_json, write_parquet
 from triage.workers.carving import carve_chunk
@@ -124,6 +125,7 @@ class ImageRun:
         self.carve_chunk = config.get_bytes("carve.chunk-bytes")
         self.carve_overlap = config.get_bytes("carve.overlap")
         self.known = known_ref(home)
+        self.home = home  # ranking reads the state directory's rule file and hash sets
         self.split_bytes = split_bytes()
         self.staging = Staging(Path(out), overwrite=overwrite, evidence=self.ref.segments)
         plan = {"known": known_state(self.known), "tool": __version__, "image": self.ref.path, "size": self.ref.size,
@@ -374,6 +376,7 @@ class ImageRun:
                 if extracted.name not in kept:  # merged away: a duplicate of an allocated file
                     extracted.unlink()
             Path(self.extract_dir).rename(self.staging.path("carved"))
+        files, ranking = rank_result(files, home=self.home, now=self.started)  # score, tier, reasons per row
         write_parquet(files, self.staging.path("files.parquet"))
         write_parquet(volumes_table(self.parts, self.walks, files), self.staging.path("volumes.parquet"))
         image_info = {
@@ -406,6 +409,7 @@ class ImageRun:
             "filesystems": {str(i): w.filesystem for i, w in sorted(self.walks.items())},
             "files": counts(files),
             "problems": problems,
+            "ranking": ranking,
             "exit_code": exit_code,
             "started": self.started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

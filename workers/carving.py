@@ -21,7 +21,7 @@ from triage.workers.content import digest
 from triage.workers.image import open_image
 from triage.workers.known import KNOWN_COLUMNS, apply_known
 from triage.workers.refs import ContentOptions, ImageRef, KnownRef
-from triage.workers.schema import FILES_SCHEMA
+from triage.workers.schema import FILES_SCHEMA, RANK_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ def carve_chunk(chunk: CarveChunk) -> pa.RecordBatch:
             "attr_id": None, "type": "-/r", "size": obj.length, "deleted": True, "source": "carved",
             "mtime": None, "atime": None, "ctime": None, "crtime": None,
             "offset": obj.offset, "length": obj.length, **d,
+            **dict.fromkeys(RANK_COLUMNS),  # ranked after the merge
         }
         for k in rows:
             rows[k].append(values[k])
