@@ -210,6 +210,7 @@ class Dispatcher:
             except (TriageError, OSError) as exc:
                 self._abandon(act, str(exc))
                 continue
+            self._after_results(act)  # reports + escalation on the device tier (ranking, issue 10)
             summary = _job_summary(act.results, act.known_bad)
             self.queue.update_progress(act.job, bytes_done=act.bytes_done, files_done=act.files_done,
                                        owner=self.owner)
@@ -263,6 +264,34 @@ class Dispatcher:
                 for run in self.active[j.id].runs:
                     run.reprioritize(PRIORITIES[self.escalate_to])
                 self.active[j.id].generation = j.priority_generation
+
+    # -- ranking (issue 10): reports in each results folder; a device's tier can escalate its case ----------
+    def _after_results(self, act: _Active) -> None:
+        from triage.ranking import escalation_due
+        from triage.reports import write_reports
+
+        formats = list(config.get("reports.formats") or [])
+        for res in act.results:
+            if formats:
+                try:
+                    write_reports(res.out, formats, job=act.job)
+                except TriageError as exc:  # the results stand; the report is what is missing
+                    log.warning("%s: %s", act.job.id, exc)
+        ranking = escalation_due(act.results, config.get("dispatcher.escalate-on"))
+        if ranking is None or not self.escalate_to or act.escalated:
+            return
+        act.escalated = True
+        for j in self.queue.list(act.job.case, active_only=True):
+            if j.id == act.job.id or PRIORITIES[j.priority] >= PRIORITIES[self.escalate_to]:
+                continue
+            for raised in self.queue.prioritize(j.id, self.escalate_to):
+                self.audit.append_job("escalate", raised, details={
+                    "from": j.priority, "to": self.escalate_to, "rule": f"device tier {ranking['tier']}", "trigger_job": act.job.id,
+                    "device_score": ranking["score"], "reasons": ranking.get("reasons", [])})
+                if raised.id in self.active:
+                    for run in self.active[raised.id].runs:
+                        run.reprioritize(PRIORITIES[self.escalate_to])
+                    self.active[raised.id].generation = raised.priority_generation
 
     def _drop(self, act: _Active) -> None:
         for run in act.runs:

@@ -212,3 +212,18 @@ def resolve(target: str, home: str | Path | None = None) -> Target:
     found = resolve(job.results_dir, home)
     found.job = job
     return found
+
+
+def escalation_due(results: list[Any], escalate_on: str | None) -> dict[str, Any] | None:
+    """The strongest device ranking among a job's results if it reaches ``escalate_on`` (a tier), else None."""
+    from triage.rules.rulefile import TIERS
+
+    if not escalate_on:
+        return None
+    if escalate_on not in TIERS[:2]:
+        raise ResultsError(f"dispatcher.escalate-on {escalate_on!r}: choose notable or likely-notable (or null)")
+    rankings = [r.summary.get("ranking") for r in results if r.summary.get("ranking")]
+    if not rankings:
+        return None
+    best = min(rankings, key=lambda k: (TIERS.index(k["tier"]), -k["score"]))
+    return best if TIERS.index(best["tier"]) <= TIERS.index(escalate_on) else None
