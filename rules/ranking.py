@@ -85,6 +85,8 @@ def derive(files: pa.Table, rules: RuleSet, *, now: dt.datetime | None = None, s
     valid = np.asarray(pc.is_valid(newest).to_numpy(zero_copy_only=False), dtype=bool) if n else np.zeros(0, bool)
     cutoff = _ns(now) if now is not None else None
     usable = valid & (ns <= cutoff) if cutoff is not None else valid
+    if "type" in ctx and n:  # a folder's mtime moves whenever a file lands in it: files only set the reference
+        usable &= np.asarray(pc.starts_with(ctx["type"], "r").to_numpy(zero_copy_only=False), dtype=bool)
     reference = _ns(since) if since is not None else (ns[usable].max() if usable.any() else None)
     if reference is None:
         ctx["age_days"] = pa.nulls(n, pa.float64())

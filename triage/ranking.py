@@ -150,7 +150,7 @@ def rerank(out: str | Path, *, rules: str | Path | None = None, since: dt.dateti
            home: str | Path | None = None) -> Results:
     """Rank an existing result again (new rules, another --since) without the image; atomic per file."""
     res = open_results(out, ranked=False)
-    files = res.files()
+    files = _arrow_lists(res.files())
     started = res.summary.get("started")
     now = dt.datetime.fromisoformat(started) if started else None
     ranked, summary = rank_result(files, home=home, now=now, rules=rules, since=since)
@@ -163,6 +163,14 @@ def rerank(out: str | Path, *, rules: str | Path | None = None, since: dt.dateti
     res.summary["ranking"] = summary
     write_summary(res.dir, res.summary)
     return res
+
+
+def _arrow_lists(table: pa.Table) -> pa.Table:
+    """Parquet reads lists back as ``list<element: ...>``; Arrow (and the run) writes ``list<item: ...>``.
+    The name is stored in the file's schema, so re-ranked bytes equal the run's only if it is put back."""
+    fields = [pa.field(f.name, pa.list_(f.type.value_type), f.nullable, f.metadata)
+              if pa.types.is_list(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> None:
