@@ -213,3 +213,20 @@ def test_rank_rewrites_the_reports_already_there(tmp_path, triage_cli):
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(open(out / "report.csv", newline="", encoding="utf-8")))
     assert {r["tier"] for r in rows} == {"notable"} and not (out / "report.html").exists()
+
+
+def test_triage_run_writes_the_reports_unless_told_not_to(hostile_image, triage_cli, tmp_path):
+    out = tmp_path / "run"
+    r = triage_cli("run", hostile_image.path, "-o", out, "--case", "OP-9", "--no-progress")
+    assert r.returncode in (0, 4), r.stderr
+    assert sorted(p.name for p in out.glob("report.*")) == ["report.case.jsonld", "report.csv", "report.dfxml",
+                                                             "report.html"]
+    assert "device " in r.stdout and "triage top" in r.stdout
+    r = triage_cli("run", hostile_image.path, "-o", out, "--overwrite", "--no-reports", "--no-progress")
+    assert r.returncode in (0, 4), r.stderr
+    assert list(out.glob("report.*")) == []  # none left describing the replaced results
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules:\n  - name: x\n    when: {size: {over: 1}}\n    weight: 1\n    reason: x\n")
+    r = triage_cli("run", hostile_image.path, "-o", tmp_path / "never", "--rules", broken, "--no-progress")
+    assert r.returncode == 3 and r.stderr.count("\n") == 1 and f"{broken}: line 3" in r.stderr, r.stderr
+    assert not (tmp_path / "never").exists()  # refused before any work

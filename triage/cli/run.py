@@ -70,11 +70,13 @@ def ranking_config(args: argparse.Namespace) -> dict:
 
 def write_run_reports(res: RunResult, args: argparse.Namespace) -> None:
     """The reports of a committed result; a failure is a warning, the results stand."""
+    from triage.reports import WRITERS, existing_reports, write_reports
+
     formats = [] if args.no_reports else list(config.get("reports.formats") or [])
+    for stale in set(existing_reports(res.out)) - set(formats):  # from results this run replaced (--overwrite)
+        (res.out / WRITERS.get(stale).FILENAME).unlink(missing_ok=True)
     if not formats:
         return
-    from triage.reports import write_reports
-
     try:
         write_reports(res.out, formats, case=args.case)
     except TriageError as exc:

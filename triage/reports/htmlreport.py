@@ -11,10 +11,13 @@ The page is rendered with ``generate()``, chunk by chunk, and the long lists
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import jinja2
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from triage.reports import WRITERS, Context
 from triage.rules.ranking import order
@@ -39,18 +42,17 @@ class HtmlReport:
     TEXT = True
 
     def write(self, ctx: Context, fh: IO[str]) -> None:
-        table = ctx.results.files(LIST_COLUMNS)
-        picked = order(table)[:TOP_N]
-        top = table.take(picked).to_pylist()
-        tiers = table.column("tier").to_pylist()
-        del table
+        ranks = ctx.results.files(["score", "tier"])
+        picked = order(ranks)[:TOP_N]
+        tiers = ranks.column("tier").to_pylist()
+        del ranks
         data = {
             "tool": ctx.tool, "image": ctx.results.image(), "ranking": ctx.ranking, "summary": ctx.summary,
             "files": ctx.summary.get("files", {}), "problems": ctx.summary.get("problems", []),
             "volumes": ctx.results.volumes().to_pylist(), "tiers": TIERS,
-            "tier_counts": {t: tiers.count(t) for t in TIERS}, "top": top,
-            "known": _rows(ctx, lambda r: r["known"] in ("known-bad", "notable")),
-            "near": _rows(ctx, lambda r: r["phash_match"] is not None),
+            "tier_counts": {t: tiers.count(t) for t in TIERS}, "top": _top(ctx, picked),
+            "known": _rows(ctx, lambda b: pc.is_in(b.column("known"), value_set=pa.array(["known-bad", "notable"]))),
+            "near": _rows(ctx, lambda b: pc.is_valid(b.column("phash_match"))),
             "case": ctx.case_name, "exhibit": ctx.exhibit, "examiner": ctx.examiner,
             "command": shlex.join(ctx.command),
         }
@@ -58,10 +60,24 @@ class HtmlReport:
             fh.write(chunk)
 
 
-def _rows(ctx: Context, keep: Any) -> Iterator[dict[str, Any]]:
+def _top(ctx: Context, picked: np.ndarray) -> list[dict[str, Any]]:
+    """The rows at ``picked`` (in that order), taken batch by batch: only they become Python objects."""
+    where = {int(row): k for k, row in enumerate(picked)}
+    out: list[dict[str, Any]] = [{} for _ in picked]
+    start = 0
+    for batch in ctx.batches(LIST_COLUMNS):
+        local = [r - start for r in where if start <= r < start + batch.num_rows]
+        for r, row in zip(local, batch.take(pa.array(local, pa.int64())).to_pylist()):
+            out[where[r + start]] = row
+        start += batch.num_rows
+    return out
+
+
+def _rows(ctx: Context, keep: Callable[[pa.RecordBatch], pa.Array]) -> Iterator[dict[str, Any]]:
+    """Rows a batch-level test keeps, at most LIST_MAX; lazily, as the template reaches the list."""
     n = 0
-    for row in ctx.rows(LIST_COLUMNS):
-        if keep(row):
+    for batch in ctx.batches(LIST_COLUMNS):
+        for row in batch.filter(pc.fill_null(keep(batch), False)).to_pylist():
             n += 1
             if n > LIST_MAX:
                 return
