@@ -3,8 +3,9 @@
 A device of 100,000 files and 25 rules is 2.5 million tests; as Arrow compute
 kernels (RE2 for globs) that is a fraction of a second, where a Python loop
 over rows would take longer than some of the runs it ranks. Every test answers
-a numpy bool array; null never matches (``field: null`` and ``present: false``
-are how to ask for missing values).
+a numpy bool array; null never matches a value (``field: null`` and ``present:
+false`` ask for missing values), while ``ne`` and ``not-in`` match it ("anything
+but system" includes a path in no known location).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _op(a: pa.Array, op: str, arg: Any) -> np.ndarray:
             hit = _bools(pc.is_null(a))
         else:
             hit = _bools(pc.equal(a, _scalar(arg, a.type)))
-        return hit if op == "eq" else ~hit & (_bools(pc.is_valid(a)) if arg is not None else True)
+        return hit if op == "eq" else ~hit  # 'ne: system' includes rows with no value: "anything but system"
     if op in ("in", "not-in"):
         values = arg if isinstance(arg, list) else [arg]
         present = [v for v in values if v is not None]

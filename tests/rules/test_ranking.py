@@ -219,3 +219,11 @@ def test_the_shipped_rules_are_package_data():
 ])
 def test_globs(glob, path, hit):
     assert bool(match_globs(pa.array([path]), [glob])[0]) is hit, glob_regex([glob])
+
+
+def test_ne_includes_missing_values(table):
+    extra = pa.Table.from_pylist([_row("opt2/tool.exe", mime="application/x-dosexec"),
+                                  _row("Windows/tool.exe", mime="application/x-dosexec")], schema=FILES_SCHEMA)
+    rows = _by_path(rank_table(extra, load_rules()))
+    assert "executable" in [x["rule"] for x in rows["opt2/tool.exe"]["reasons"]]  # in no known location
+    assert "executable" not in [x["rule"] for x in rows["Windows/tool.exe"]["reasons"]]
