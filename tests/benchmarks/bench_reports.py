@@ -65,6 +65,41 @@ def measure(kind: str, out: Path, dest: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def measure_all(out: Path) -> float:
+    dest = out / "bench-reports"
+    dest.mkdir(exist_ok=True)
+    total = 0.0
+    print(f"{'step':<6} {'seconds':>8} {'output':>12} {'peak RSS':>10} {'(over base)':>12}")
+    for kind in ("rank", *FORMATS):
+        m = measure(kind, out, dest)
+        total += m["seconds"]
+        print(f"{kind:<6} {m['seconds']:>8.2f} {m['bytes'] / MIB:>8.1f} MiB {m['peak_rss'] / MIB:>7.0f} MiB "
+              f"{(m['peak_rss'] - m['base_rss']) / MIB:>9.0f} MiB")
+    return total
+
+
+def tiled(out: Path, rows: int) -> Path:
+    """A copy of ``out`` whose files table repeats its rows (paths made unique) up to ``rows``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from triage.store import write_parquet
+
+    big = out.with_name(out.name + f"-x{rows}")
+    shutil.rmtree(big, ignore_errors=True)
+    shutil.copytree(out, big, ignore=shutil.ignore_patterns("bench-reports"))
+    table = pq.read_table(out / "files.parquet")
+    parts, n, k = [], 0, 0
+    while n < rows:
+        piece = table.slice(0, min(table.num_rows, rows - n))
+        path = pc.binary_join_element_wise(pa.scalar(f"copy{k}"), piece.column("path"), "/")
+        parts.append(piece.set_column(piece.schema.get_field_index("path"), "path", path))
+        n, k = n + piece.num_rows, k + 1
+    write_parquet(pa.concat_tables(parts).combine_chunks(), big / "files.parquet")
+    return big
+
+
 def cold_run(image: Path, out: Path) -> tuple[float, dict]:
     exe = Path(sys.executable).with_name("triage")
     t0 = time.perf_counter()
@@ -82,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("/work/benchdata"), help="cached images and outputs")
     ap.add_argument("--seed", type=int, default=1729)
     ap.add_argument("--results", type=Path, default=None, help="measure on this existing result (no run)")
+    ap.add_argument("--rows", type=int, default=0, metavar="N",
+                    help="also measure on a copy of the result tiled to N rows (memory must stay flat)")
     ap.add_argument("--keep", action="store_true", help="keep the run's results folder (to measure again)")
     ap.add_argument("--step", nargs=3, metavar=("KIND", "OUT", "DEST"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -103,20 +140,19 @@ def main(argv: list[str] | None = None) -> int:
               f"{summary['ranking']['score']}")
     else:
         out = args.results
-    dest = out / "bench-reports"
-    dest.mkdir(exist_ok=True)
-    total = 0.0
-    print(f"{'step':<6} {'seconds':>8} {'output':>12} {'peak RSS':>10} {'(over base)':>12}")
-    for kind in ("rank", *FORMATS):
-        m = measure(kind, out, dest)
-        total += m["seconds"]
-        print(f"{kind:<6} {m['seconds']:>8.2f} {m['bytes'] / MIB:>10.1f} MiB {m['peak_rss'] / MIB:>7.0f} MiB "
-              f"{(m['peak_rss'] - m['base_rss']) / MIB:>9.0f} MiB")
+    total = measure_all(out)
     print(f"ranking + 4 reports: {total:.1f} s", end="")
     if run_wall:
         print(f" = {100 * total / run_wall:.1f} % of the run's {run_wall:.1f} s (target <= 10 %)")
     else:
         print()
+    if args.rows:
+        big = tiled(out, args.rows)
+        print(f"the same result tiled to {args.rows:,} rows:")
+        total = measure_all(big)
+        print(f"ranking + 4 reports: {total:.1f} s")
+        shutil.rmtree(big, ignore_errors=True)
+    print(f"{'step':<6} {'seconds':>8} {'output':>12} {'peak RSS':>10} {'(over base)':>12}")
     if args.results is None and not args.keep:
         shutil.rmtree(out, ignore_errors=True)
     elif args.results is None:

@@ -18,6 +18,7 @@ Written node by node into the ``@graph`` array: memory does not grow with files.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import uuid
 from typing import IO, Any
@@ -48,10 +49,14 @@ class Iris:
     """Deterministic IRIs that end in a UUID (as UCO suggests): ``kb:<name>-<uuid5(document, name)>``."""
 
     def __init__(self, document: str) -> None:
-        self.ns = uuid.uuid5(uuid.NAMESPACE_URL, document)
+        self.ns = uuid.uuid5(uuid.NAMESPACE_URL, document).bytes
 
     def __call__(self, ref: str) -> str:
-        return f"kb:{ref}-{uuid.uuid5(self.ns, ref)}"
+        """``uuid.uuid5(ns, ref)``, spelled out: a third of the time, and this runs ~10 times per file."""
+        b = bytearray(hashlib.sha1(self.ns + ref.encode("utf-8")).digest()[:16])
+        b[6], b[8] = (b[6] & 0x0F) | 0x50, (b[8] & 0x3F) | 0x80
+        x = b.hex()
+        return f"kb:{ref}-{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _id(ref: str) -> dict[str, str]:
