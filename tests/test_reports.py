@@ -143,7 +143,7 @@ def test_case_uco_validates_with_no_warnings(hostile_reports):
 # ---------------------------------------------------------------- bad input
 
 
-def _tiny_results(out: Path, *, ranked: bool = True, summary: bool = True) -> Path:
+def _tiny_results(out: Path, *, ranked: bool = True, summary: bool = True, entropy: bool = False) -> Path:
     """A results folder written by hand: three rows, one volume."""
     from triage.ranking import rank_result
     from triage.workers.schema import FILES_SCHEMA, VOLUMES_SCHEMA
@@ -153,6 +153,8 @@ def _tiny_results(out: Path, *, ranked: bool = True, summary: bool = True) -> Pa
              "deleted": False, "source": "allocated", "status": "ok", "md5": "0" * 32, "sha1": "1" * 40,
              "sha256": "2" * 64, "mime": "text/plain"} for i, p in enumerate(["=1+1.txt", "@x", "home/a/b.txt"])]
     files = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
+    if entropy and "entropy" not in files.schema.names:  # the content pass's column, before or after it exists
+        files = files.append_column("entropy", pa.array([7.99, 4.5, None], pa.float64()))
     files, ranking = rank_result(files) if ranked else (files.drop(["score", "tier", "reasons"]), None)
     write_parquet(files, out / "files.parquet")
     write_parquet(pa.Table.from_pylist([{"index": 0, "slot": "whole image", "start": 0, "length": 1 << 20,
@@ -230,3 +232,17 @@ def test_triage_run_writes_the_reports_unless_told_not_to(hostile_image, triage_
     r = triage_cli("run", hostile_image.path, "-o", tmp_path / "never", "--rules", broken, "--no-progress")
     assert r.returncode == 3 and r.stderr.count("\n") == 1 and f"{broken}: line 3" in r.stderr, r.stderr
     assert not (tmp_path / "never").exists()  # refused before any work
+
+
+@pytest.mark.skipif(shutil.which("xmllint") is None, reason="needs xmllint (libxml2-utils)")
+def test_entropy_is_reported_when_the_table_has_it(tmp_path):
+    out = _tiny_results(tmp_path / "res", entropy=True)
+    write_reports(out, ["dfxml", "case", "csv"])
+    r = subprocess.run(["xmllint", "--noout", "--schema", str(SCHEMA), str(out / "report.dfxml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "<triage:entropy>7.9900</triage:entropy>" in (out / "report.dfxml").read_text()
+    doc = json.loads((out / "report.case.jsonld").read_text())
+    values = [f.get("uco-observable:entropy") for n in doc["@graph"] for f in n.get("uco-core:hasFacet", [])]
+    assert {"@type": "xsd:decimal", "@value": "7.9900"} in values
+    assert next(csv.DictReader(open(out / "report.csv", newline="", encoding="utf-8")))["entropy"] == "7.99"
