@@ -227,3 +227,11 @@ def test_ne_includes_missing_values(table):
     rows = _by_path(rank_table(extra, load_rules()))
     assert "executable" in [x["rule"] for x in rows["opt2/tool.exe"]["reasons"]]  # in no known location
     assert "executable" not in [x["rule"] for x in rows["Windows/tool.exe"]["reasons"]]
+
+
+def test_an_empty_device_ranks_to_an_empty_table_and_an_unknown_device():
+    rules = load_rules()
+    ranked = rank_table(FILES_SCHEMA.empty_table(), rules)
+    assert ranked.num_rows == 0 and ranked.schema.names[-3:] == ["score", "tier", "reasons"]
+    summary = device_ranking(ranked, rules)
+    assert (summary["tier"], summary["score"], summary["reasons"]) == ("unknown", 0, [])

@@ -4,18 +4,20 @@ A cell a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
 ``@``, tab or carriage return, OWASP's list) gets a leading apostrophe, so
 ``=HYPERLINK(...)`` in a file name is shown, not followed. Numbers stay numbers:
 only text columns are neutralised. Lists are joined with ``; ``; reasons read
-``rule +weight: sentence`` as the CLI shows them; times are UTC ISO 8601.
+``rule +weight: sentence`` as the CLI shows them; times are UTC ISO 8601. Every
+column is converted by Arrow a batch at a time; Python only joins the cells.
 """
 
 from __future__ import annotations
 
 import csv
-from typing import IO, Any
+from typing import IO
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from triage.reports import WRITERS, Context, iso
-from triage.rules.ranking import reasons_text
+from triage.reports import WRITERS, Context
 
 _DANGER = ("=", "+", "-", "@", "\t", "\r")
 
@@ -32,28 +34,34 @@ class CsvReport:
     TEXT = True
 
     def write(self, ctx: Context, fh: IO[str]) -> None:
-        schema = pq.read_schema(ctx.results.files_path)
-        names = schema.names
-        kinds = {f.name: str(f.type) for f in schema}
         out = csv.writer(fh, lineterminator="\r\n")
-        out.writerow(names)
+        header = False
         for batch in ctx.batches():
-            cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
-            for row in zip(*cols):
-                out.writerow([_cell(name, kinds[name], v) for name, v in zip(names, row)])
+            if not header:
+                out.writerow(batch.schema.names)
+                header = True
+            out.writerows(zip(*(_cells(col).to_pylist() for col in batch.columns)))
+        if not header:
+            out.writerow(pq.read_schema(ctx.results.files_path).names)
 
 
-def _cell(name: str, kind: str, value: Any) -> Any:
-    if value is None:
-        return ""
-    if name == "reasons":
-        return neutralise(reasons_text(value))
-    if kind.startswith("timestamp"):
-        return iso(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, list):
-        return neutralise("; ".join(str(v) for v in value))
-    return neutralise(str(value))
+def _cells(col: pa.Array) -> pa.Array:
+    """One column as the CSV shows it, computed by Arrow for the whole batch (nulls stay null: empty cells)."""
+    t = col.type
+    if pa.types.is_boolean(t):
+        return pc.if_else(col, "true", "false")
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return col
+    if pa.types.is_list(t) and pa.types.is_struct(t.value_type):  # reasons: 'rule +w: sentence; ...'
+        flat = col.flatten()
+        weight = flat.field("weight")
+        signed = pc.if_else(pc.greater_equal(weight, 0), pc.binary_join_element_wise("+", pc.cast(weight, pa.string()), ""),
+                            pc.cast(weight, pa.string()))
+        text = pc.binary_join_element_wise(flat.field("rule"), " ", signed, ": ", flat.field("reason"), "")
+        col = pc.binary_join(pa.ListArray.from_arrays(col.offsets, text, mask=col.is_null()), "; ")
+    elif pa.types.is_list(t):
+        col = pc.binary_join(pc.cast(col, pa.list_(pa.string())), "; ")
+    elif not pa.types.is_string(t):
+        col = pc.cast(col, pa.string())
+    danger = pc.match_substring_regex(col, "^[=+\\-@\t\r]")
+    return pc.if_else(danger, pc.binary_join_element_wise("'", col, ""), col)
