@@ -46,17 +46,24 @@ COLUMNS = ["partition", "path", "name", "type", "size", "deleted", "source", "mt
 
 
 class Iris:
-    """Deterministic IRIs that end in a UUID (as UCO suggests): ``kb:<name>-<uuid5(document, name)>``."""
+    """Deterministic IRIs ending in a UUID (as UCO suggests): ``kb:<name>-<uuid5(document, anchor)>``.
+
+    The anchor is the name's first two parts (``file-12`` for ``file-12-hash-md5``): a file's
+    facets, hashes and relationship share its UUID and differ by name, so one SHA-1 serves ten IRIs.
+    """
 
     def __init__(self, document: str) -> None:
         self.ns = uuid.uuid5(uuid.NAMESPACE_URL, document).bytes
+        self.anchor, self.suffix = "", ""
 
     def __call__(self, ref: str) -> str:
-        """``uuid.uuid5(ns, ref)``, spelled out: a third of the time, and this runs ~10 times per file."""
-        b = bytearray(hashlib.sha1(self.ns + ref.encode("utf-8")).digest()[:16])
-        b[6], b[8] = (b[6] & 0x0F) | 0x50, (b[8] & 0x3F) | 0x80
-        x = b.hex()
-        return f"kb:{ref}-{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+        anchor = "-".join(ref.split("-", 2)[:2])
+        if anchor != self.anchor:  # uuid.uuid5(ns, anchor), spelled out without a UUID object
+            b = bytearray(hashlib.sha1(self.ns + anchor.encode("utf-8")).digest()[:16])
+            b[6], b[8] = (b[6] & 0x0F) | 0x50, (b[8] & 0x3F) | 0x80
+            x = b.hex()
+            self.anchor, self.suffix = anchor, f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+        return f"kb:{ref}-{self.suffix}"
 
 
 def _id(ref: str) -> dict[str, str]:
@@ -95,7 +102,7 @@ class CaseReport:
         first = [True]
 
         def node(obj: dict[str, Any]) -> None:
-            fh.write(("" if first[0] else ",\n") + json.dumps(obj, ensure_ascii=False, sort_keys=True))
+            fh.write(("" if first[0] else ",\n") + json.dumps(obj, ensure_ascii=False))  # key order is fixed by the code
             first[0] = False
 
         for obj in _header(ctx, image):
