@@ -40,6 +40,14 @@ class HashSetFormatError(InputError):
     """A known-item hash set file is malformed or of an unknown format."""
 
 
+class RuleFileError(InputError):
+    """A ranking rule file cannot be used: bad YAML, an unknown key, field or operator (names the line)."""
+
+
+class ResultsError(InputError):
+    """A results folder cannot be ranked or reported: half-written, from an older version, damaged."""
+
+
 class ImageHashError(TriageError):
     """One picture could not be perceptually hashed (not an image, corrupt, too many pixels)."""
 

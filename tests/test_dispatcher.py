@@ -322,7 +322,8 @@ def test_a_dispatcher_killed_or_stopped_mid_way_resumes_every_job_to_identical_r
         files = pq.read_table(out / "files.parquet")
         keys = list(zip(*(files.column(c).to_pylist() for c in ("partition", "inode", "attr_type", "attr_id", "path"))))
         assert len(keys) == len(set(keys)), f"{j}: duplicate rows in files.parquet"
-        assert result_files(after[j]) == ["files.parquet", "image.json", "summary.json", "volumes.parquet"]
+        assert result_files(after[j]) == ["files.parquet", "image.json", "report.case.jsonld", "report.csv",
+                                          "report.dfxml", "report.html", "summary.json", "volumes.parquet"]
         assert not (home / "jobs" / j / "work").exists(), f"{j}: checkpoints left after the job finished"
 
 

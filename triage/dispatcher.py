@@ -191,8 +191,10 @@ class Dispatcher:
                 self._abandon(act, str(exc) if isinstance(exc, (TriageError, OSError))
                               else f"{type(exc).__name__}: {exc}")
                 continue
+            self._write_reports(act)
             summary = _job_summary(act.results)
             self._escalate(act, summary["known_bad_hits"])  # carved hits count once carving is merged
+            self._escalate_on_tier(act)
             self.queue.update_progress(act.job, bytes_done=act.bytes_done, files_done=act.files_done,
                                        owner=self.owner)
             self.queue.finish(act.job, self._job_dir(act.job) / "results", summary,
@@ -234,18 +236,42 @@ class Dispatcher:
     def _escalate(self, act: _Active, hits: int | None = None) -> None:
         """The configured rule: a case with a known-bad hit is raised at once, all its jobs."""
         hits = act.known_bad if hits is None else hits
-        if not self.escalate_to or not hits or act.escalated:
+        if hits:
+            self._raise_case(act, "known-bad hit", {"known_bad_hits": hits})
+
+    def _escalate_on_tier(self, act: _Active) -> None:
+        """``dispatcher.escalate-on``: a finished device ranked at that tier or above raises its case."""
+        from triage.ranking import escalation_due
+
+        ranking = escalation_due(act.results, config.get("dispatcher.escalate-on"))
+        if ranking is not None:
+            self._raise_case(act, f"device tier {ranking['tier']}",
+                             {"device_score": ranking["score"], "reasons": ranking.get("reasons", [])})
+
+    def _raise_case(self, act: _Active, rule: str, details: dict[str, Any]) -> None:
+        if not self.escalate_to or act.escalated:
             return
         act.escalated = True
         if PRIORITIES[self.escalate_to] <= PRIORITIES[act.job.priority]:
             return
         for j in self.queue.prioritize(act.job.case, self.escalate_to):
             self.audit.append_job("escalate", j, details={
-                "to": self.escalate_to, "rule": "known-bad hit", "trigger_job": act.job.id, "known_bad_hits": hits})
+                "to": self.escalate_to, "rule": rule, "trigger_job": act.job.id, **details})
             if j.id in self.active:
                 for run in self.active[j.id].runs:
                     run.priority = PRIORITIES[self.escalate_to]
                 self.active[j.id].applied = j.priority
+
+    def _write_reports(self, act: _Active) -> None:
+        """The configured reports into each results folder; a report that fails leaves the results standing."""
+        from triage.reports import write_reports
+
+        formats = list(config.get("reports.formats") or [])
+        for res in act.results if formats else []:
+            try:
+                write_reports(res.out, formats, job=act.job)
+            except TriageError as exc:
+                log.warning("%s: %s", act.job.id, exc)
 
     def _drop(self, act: _Active) -> None:
         for run in act.runs:

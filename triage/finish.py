@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from triage import __version__
 from triage.merge import allocated_problems, counts, dedupe_carved, files_table, merge_partition, volumes_table
+from triage.ranking import rank_result
 from triage.store import write_json, write_parquet
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ def finalize(run: ImageRun) -> RunResult:
         tables.append(carved)
     files = files_table(tables)
     _keep_extracted(run, files)
+    files, ranking = rank_result(files, home=run.home, now=run.started)  # score, tier, reasons per row
     write_parquet(files, run.staging.path("files.parquet"))
     write_parquet(volumes_table(run.parts, run.walks, files), run.staging.path("volumes.parquet"))
     image_info = _image_info(run)
@@ -61,6 +63,7 @@ def finalize(run: ImageRun) -> RunResult:
         "files": file_counts,
         "known_bad_hits": file_counts["known_bad"],  # triage.knownbad: exact hashes + near-duplicates
         "problems": problems,
+        "ranking": ranking,  # the device's score, tier and reasons (triage.ranking)
         "exit_code": exit_code,
         "started": run.started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

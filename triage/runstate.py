@@ -61,6 +61,7 @@ class ImageRun:
         self.settings = settings or RunSettings.from_config(carve, extract_carved)
         self.ref: ImageRef = identify(image)
         self.known = known_ref(home, self.settings.phash_distance)
+        self.home = home  # ranking reads the state directory's rule file
         self.knownbad = KnownBad(self.known)
         self.staging = Staging(Path(out), overwrite=overwrite, evidence=self.ref.segments)
         self.ck = Checkpoints(Path(workdir) if workdir else self.staging.out / WORK, self.plan_stamp(),

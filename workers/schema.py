@@ -40,8 +40,19 @@ FILES_SCHEMA = pa.schema(
         pa.field("offset", pa.int64()),                      # image byte offset where the content starts (first data run;
                                                              # a carved object's start); null when resident or no data
         pa.field("length", pa.int64()),                      # a carved object's length in the image; null for files
+        # ranking (triage.rules.ranking; null only before the merge ranks the table):
+        pa.field("score", pa.int32()),                       # 0-100, higher = look first; the sum of the reasons' weights
+        pa.field("tier", pa.string()),                       # 'notable', 'likely-notable', 'unknown' or 'known-good'
+        pa.field("reasons", pa.list_(pa.struct([             # the rules that fired, in rule-file order, then the
+            pa.field("rule", pa.string()),                   # tier-band adjustment: rule name,
+            pa.field("weight", pa.int32()),                  # its weight (signed),
+            pa.field("reason", pa.string()),                 # and its sentence
+        ]))),
     ]
 )
+
+#: columns the ranking fills in after the merge; task functions leave them out
+RANK_COLUMNS = ("score", "tier", "reasons")
 
 VOLUMES_SCHEMA = pa.schema(
     [

@@ -23,8 +23,8 @@ from triage import __version__
 from triage.rules.errors import TriageError
 
 #: verb modules under triage.cli, in the order `triage --help` lists them
-VERBS = ["run", "demo", "submit", "serve", "status", "cancel", "retry", "prioritize", "results", "hashsets", "audit",
-         "cluster", "dashboard"]
+VERBS = ["run", "demo", "submit", "serve", "status", "cancel", "retry", "prioritize", "results", "top", "rank", "report",
+         "hashsets", "audit", "cluster", "dashboard"]
 
 
 def build_parser() -> argparse.ArgumentParser:

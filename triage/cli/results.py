@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.cli.jobs import EXIT_CODES, add_home, add_json, open_audit, open_queue, print_json, progress_text
+from triage.cli.rank import device_line
 from triage.queue import JobStateError
 from triage.rules.errors import InputError
 
@@ -69,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         files = s.get("files", {})
         print(f"  {s.get('image', {}).get('path', r['dir'])}: {files.get('entries', '?')} entries, "
               f"{files.get('hashed', '?')} hashed, exit code {s.get('exit_code', '?')}")
+        print(f"    {device_line(s.get('ranking'))}  (triage top {job.id})")
         for p in s.get("problems", []):
             print(f"    ! {p}")
         for name, path in r["parquet"].items():
             print(f"    {name}: {path}")
+        for report in sorted(Path(r["dir"]).glob("report.*")):
+            print(f"    {report.name}: {report}")
         print(f"    summary.json: {Path(r['dir']) / 'summary.json'}")
     return 0

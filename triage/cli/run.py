@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import dask.config
+
 from triage import config
 from triage.audit import AuditLog
 from triage.cli.cluster import tls_security
@@ -54,9 +56,46 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start over: discard the checkpoints an interrupted run left in OUT/.work "
                    "(by default the same command resumes from them)")
     add_key_options(p)
+    add_report_options(p)
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def add_report_options(p: argparse.ArgumentParser) -> None:
+    """Ranking rules and the reports written after the run (issue 10)."""
+    from triage.cli.rank import add_rule_options
+
+    add_rule_options(p)
+    p.add_argument("--no-reports", action="store_true",
+                   help="write no reports (default: config reports.formats, i.e. report.html/.csv/.dfxml/.case.jsonld)")
+
+
+def ranking_config(args: argparse.Namespace) -> dict:
+    """--rules/--since as config overrides, read by the merge when it ranks."""
+    out = {}
+    if getattr(args, "rules", None):
+        out["triage.ranking.rules"] = str(Path(args.rules).absolute())
+    if getattr(args, "since", None):
+        from triage.ranking import parse_since
+
+        out["triage.ranking.since"] = parse_since(args.since).isoformat()
+    return out
+
+
+def write_run_reports(res: RunResult, args: argparse.Namespace) -> None:
+    """The reports of a committed result; a failure is a warning, the results stand."""
+    from triage.reports import WRITERS, existing_reports, write_reports
+
+    formats = [] if args.no_reports else list(config.get("reports.formats") or [])
+    for stale in set(existing_reports(res.out)) - set(formats):  # from results this run replaced (--overwrite)
+        (res.out / WRITERS.get(stale).FILENAME).unlink(missing_ok=True)
+    if not formats:
+        return
+    try:
+        write_reports(res.out, formats, case=args.case)
+    except TriageError as exc:
+        print(f"triage: warning: {exc}", file=sys.stderr)
 
 
 def add_cluster_options(p: argparse.ArgumentParser) -> None:
@@ -130,6 +169,10 @@ def format_summary(res: RunResult) -> str:
         f"pictures near a reference image {f['phash_matches']:,}",
         f"  results in {res.out}/ (files.parquet, volumes.parquet, image.json, summary.json)  [{s['seconds']} s]",
     ]
+    if s.get("ranking"):
+        from triage.cli.rank import device_line
+
+        lines.insert(-1, f"  {device_line(s['ranking'])}  (triage top {res.out})")
     lines += [f"  ! {p}" for p in res.problems]
     return "\n".join(lines)
 
@@ -176,7 +219,11 @@ def run(args: argparse.Namespace) -> int:
     results = []
     audit = AuditLog.at(args.home)
     audit.check_writable()  # refuse before any work if the chain of custody cannot be recorded
-    with connect(**cluster_settings(args)) as client:
+    with dask.config.set(ranking_config(args)):
+        from triage.ranking import rules_in_force
+
+        rules_in_force(args.rules, args.home)  # a broken rule file fails now, not after the whole run
+    with connect(**cluster_settings(args)) as client, dask.config.set(ranking_config(args)):
         install_keys(client, [str(i) for i in args.images], args.key)
         for image, out in zip(args.images, dirs):
             bar = Progress(not args.no_progress, Path(image).name)
@@ -196,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 bar.close()
             results.append(res)
+            write_run_reports(res, args)
             worst = max(worst, res.exit_code)
             audit.append("run", case=args.case, image=res.image, image_hash=res.summary["image"]["sha256"],
                          details={"out": str(res.out), "exit_code": res.exit_code,

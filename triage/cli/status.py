@@ -15,10 +15,11 @@ EXAMPLE = """examples:
 
 POS is the place in the queue (1 = next); ETA is until the job is done, from the throughput
 measured on finished jobs (- until one has finished). PRIORITY shows ageing as low→normal.
+DEVICE is a finished job's device tier and score (see 'triage top JOB' for why).
 
 exit codes: 0 done; 2 usage; 3 bad input (unusable --home)."""
 
-COLUMNS = ("JOB", "CASE", "EXHIBIT", "PRIORITY", "STATE", "PROGRESS", "FILES", "POS", "ETA", "HITS")
+COLUMNS = ("JOB", "CASE", "EXHIBIT", "PRIORITY", "STATE", "PROGRESS", "FILES", "POS", "ETA", "HITS", "DEVICE")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +37,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def row(job: Job) -> tuple[str, ...]:
     return (job.id, job.case, job.exhibit, priority_text(job), state_text(job), progress_text(job),
             f"{job.files_done:,}", str(job.position or "-"),
-            human_seconds(job.eta_seconds) if job.state in ("queued", "running") else "-", str(job.known_bad_hits))
+            human_seconds(job.eta_seconds) if job.state in ("queued", "running") else "-", str(job.known_bad_hits),
+            device_text(job))
+
+
+def job_ranking(job: Job) -> dict | None:
+    """The strongest device ranking among a finished job's images (None before it is done, or if unranked)."""
+    from triage.rules.rulefile import TIERS
+
+    found = [i["ranking"] for i in (job.summary or {}).get("images", []) if i.get("ranking")]
+    return min(found, key=lambda k: (TIERS.index(k["tier"]), -k["score"])) if found else None
+
+
+def device_text(job: Job) -> str:
+    ranking = job_ranking(job)
+    return f"{ranking['tier']} {ranking['score']}" if ranking else "-"
 
 
 def table(jobs: list[Job]) -> str:
@@ -49,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     queue = open_queue(args)
     jobs = queue.list(args.case, active_only=args.active)
     if args.json:
-        print_json({"throughput_bytes_per_second": queue.throughput(), "jobs": [j.to_dict() for j in jobs]})
+        print_json({"throughput_bytes_per_second": queue.throughput(),
+                    "jobs": [{**j.to_dict(), "ranking": job_ranking(j)} for j in jobs]})
     elif not jobs:
         print("no jobs" + (f" for case {args.case}" if args.case else ""))
     else:
