@@ -30,6 +30,12 @@ class UnsupportedFormatError(ImageError):
     """A recognised container format this version cannot read yet (VHD, VMDK, QCOW, DMG)."""
 
 
+class VolumeError(TriageError):
+    """A volume system asked for by name is unknown (the registry lists the known ones)."""
+
+    exit_code = 4
+
+
 class FilesystemError(TriageError):
     """A filesystem cannot be opened or walked; becomes a status on its partition."""
 
