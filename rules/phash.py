@@ -22,13 +22,13 @@ CPU per picture and the bit distance to imagehash's full-decode pHash):
   :func:`phash_pixels_many` hashes a stack of reductions in one batched product.
 * What is left is almost all the decoders' own work (a JPEG's entropy decoding,
   which costs the same at every scale; a PNG's inflate and unfiltering), so the
-  hash costs about 1.3x less CPU than before on the run benchmark's JPEG/PNG mix,
-  not the 5x issue #11 hoped for. Shortcuts that change pixels (a box
-  pre-reduction before the Lanczos filter, 1/8-scale JPEG decodes to 32-128 px)
+  hash costs about 1.2-1.3x less CPU than before on the run benchmark's JPEG/PNG
+  mix, not the 5x issue #11 hoped for. Shortcuts that change more pixels (a box
+  pre-reduction before the Lanczos filter, 1/8-scale JPEG decodes to 32-64 px)
   were measured and rejected: on pictures whose DCT coefficients crowd the
   median they flip up to 20 bits, and references hashed before must keep
   matching. As it is, the hash equals imagehash's for every non-JPEG picture
-  and the previous implementation's for JPEGs (within float rounding).
+  (within float rounding) and is a bit or two from it for JPEGs.
 
 Decoding is bounded: an image whose header declares more than ``max_pixels``
 is refused before any pixel is decoded (a decompression bomb costs nothing).
@@ -49,12 +49,11 @@ from triage.rules.errors import ImageHashError
 SIDE = 32
 #: side of the square of low frequencies kept: 8x8 = 64 bits
 BITS_SIDE = 8
-#: decoders that can scale down stop at this many pixels per side or more. A JPEG's entropy
-#: decoding costs the same at every scale, so a smaller draft saves almost nothing, while a
-#: 1/8-scale decode to 32-128 px (a plain 8x8-block average) moves the hash measurably further
-#: from the full decode (bench_phash.py); 256 is also what the previous implementation used,
-#: so reference sets imported before hash JPEGs as they did
-DRAFT_SIDE = 256
+#: decoders that can scale down stop at this many pixels per side or more. Measured on the run
+#: benchmark's JPEGs (interleaved, same pictures): 3.2 / 3.5 / 4.6 CPU ms at 64 / 128 / 256 (the
+#: previous implementation's draft); distance to the full decode p99 8 / 4 / 4 bits, max 10 / 8 / 6
+#: on varied JPEGs, p99 2 and max 2 at 128 and 256 on the benchmark's. 128 is the knee.
+DRAFT_SIDE = 128
 
 
 class DecompressionBombError(ImageHashError):
@@ -103,7 +102,7 @@ def reduce_image(image: Image.Image) -> np.ndarray:
 
     ``draft`` is a no-op for formats without a scaled decoder, and for a JPEG it
     requests grey output and the largest DCT scale that still leaves at least
-    256x256 pixels. What follows is imagehash's ``convert('L').resize(LANCZOS)``.
+    128x128 pixels. What follows is imagehash's ``convert('L').resize(LANCZOS)``.
     """
     image.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
     grey = image if image.mode == "L" else image.convert("L")

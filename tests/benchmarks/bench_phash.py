@@ -15,8 +15,8 @@ Two picture sets:
     PNG RGB/RGBA/L/P/16-bit, GIF, BMP, TIFF, WebP; 16 to 2400 px; structured scenes and photo-like fields):
     the bit distance of ``phash_file`` (and of the previous implementation) to imagehash's full-decode
     pHash, median / 99th percentile / max, per format.
-CPU is the benchmark process's own (``time.process_time``), single-threaded, so the figures hold on a
-loaded machine better than wall time does.
+CPU is the benchmark process's own (``time.process_time``), single-threaded, the implementations
+interleaved picture by picture, so the figures hold on a loaded machine better than wall time does.
 """
 
 from __future__ import annotations
@@ -165,21 +165,22 @@ def varied(n: int, seed: int) -> list[tuple[str, bytes]]:
 # ---------------------------------------------------------------- measuring
 
 
-def cpu_per_picture(fn, pictures: list[tuple[str, bytes]], repeat: int) -> tuple[float, dict[str, float]]:
-    """Best-of-``repeat`` CPU ms per picture, overall and per kind."""
-    best, per_kind = float("inf"), {}
+def cpu_per_picture(fns: dict, pictures: list[tuple[str, bytes]], repeat: int) -> dict[str, tuple[float, dict]]:
+    """CPU ms per picture for each of ``fns``, overall and per kind, the functions interleaved picture by
+    picture (so a busy moment of a shared machine hits them alike), summed over ``repeat`` passes."""
+    totals = {label: defaultdict(lambda: [0.0, 0]) for label in fns}
     for _ in range(repeat):
-        total, kinds = 0.0, defaultdict(lambda: [0.0, 0])
         for kind, data in pictures:
-            t0 = time.process_time()
-            fn(data)
-            dt = time.process_time() - t0
-            total += dt
-            kinds[kind][0] += dt
-            kinds[kind][1] += 1
-        if total < best:
-            best, per_kind = total, {k: 1000 * s / c for k, (s, c) in kinds.items()}
-    return 1000 * best / len(pictures), per_kind
+            for label, fn in fns.items():
+                t0 = time.process_time()
+                fn(data)
+                totals[label][kind][0] += time.process_time() - t0
+                totals[label][kind][1] += 1
+    out = {}
+    for label, kinds in totals.items():
+        s, n = sum(v[0] for v in kinds.values()), sum(v[1] for v in kinds.values())
+        out[label] = (1000 * s / n, {k: 1000 * t / c for k, (t, c) in kinds.items()})
+    return out
 
 
 def distances(pictures: list[tuple[str, bytes]]) -> dict[str, dict[str, list[int]]]:
@@ -210,13 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run benchmark's mix: {len(mix)} pictures ({sum(k == 'jpeg' for k, _ in mix)} JPEG, "
           f"{sum(k == 'png' for k, _ in mix)} PNG), {sum(len(d) for _, d in mix) / len(mix) / 1e3:.0f} KB mean")
     new_phash(mix[0][1]), old_phash(mix[0][1])  # imports and caches outside the timing
-    timings = {}
-    for label, fn in (("previous (imagehash, 256px JPEG draft)", old_phash), ("phash_file", new_phash)):
-        ms, kinds = cpu_per_picture(fn, mix, args.repeat)
-        timings[label] = ms
+    timings = cpu_per_picture({"previous (imagehash, 256px JPEG draft)": old_phash, "phash_file": new_phash},
+                              mix, args.repeat)
+    for label, (ms, kinds) in timings.items():
         print(f"  {label:<40} {ms:6.2f} CPU ms/picture  ("
               + ", ".join(f"{k} {v:.2f}" for k, v in sorted(kinds.items())) + ")")
-    old, new = timings.values()
+    old, new = (ms for ms, _ in timings.values())
     print(f"  speed-up {old / new:.1f}x (target >= 5x)")
     d = distances(mix)
     for label in ("old", "new"):
@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
 
     pics = varied(args.varied, args.seed)
     print(f"\nvaried: {len(pics)} generated pictures, {len({k for k, _ in pics})} kinds")
-    ms, kinds = cpu_per_picture(new_phash, pics, 1)
-    ms_old, kinds_old = cpu_per_picture(old_phash, pics, 1)
+    t = cpu_per_picture({"new": new_phash, "old": old_phash}, pics, 1)
+    (ms, kinds), (ms_old, kinds_old) = t["new"], t["old"]
     print(f"  CPU ms/picture: phash_file {ms:.2f}, previous {ms_old:.2f} ({ms_old / ms:.1f}x)")
     d = distances(pics)
     print("  bit distance to imagehash's full-decode pHash (64 bits), per kind:")

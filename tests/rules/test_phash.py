@@ -64,10 +64,10 @@ def test_large_pictures_stay_near_the_full_decode(fmt: str) -> None:
 
 
 def test_jpeg_is_decoded_at_reduced_scale() -> None:
-    """The reduction asks libjpeg for a scaled grey decode: what it sees is 1/8 of a 2048x2048 picture."""
+    """The reduction asks libjpeg for a scaled grey decode: what it sees is 1/8 of a 1024x1024 picture."""
     from triage.rules.phash import DRAFT_SIDE, reduce_image
 
-    data = jpeg(scene(3).resize((2048, 2048)), 90)
+    data = jpeg(scene(3).resize((1024, 1024)), 90)
     with Image.open(io.BytesIO(data)) as image:
         assert reduce_image(image).shape == (32, 32)
-        assert image.size == (2048 // 8, 2048 // 8) == (DRAFT_SIDE, DRAFT_SIDE) and image.mode == "L"
+        assert image.size == (1024 // 8, 1024 // 8) == (DRAFT_SIDE, DRAFT_SIDE) and image.mode == "L"
