@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> int:
         total = measure_all(big)
         print(f"ranking + 4 reports: {total:.1f} s")
         shutil.rmtree(big, ignore_errors=True)
-    print(f"{'step':<6} {'seconds':>8} {'output':>12} {'peak RSS':>10} {'(over base)':>12}")
     if args.results is None and not args.keep:
         shutil.rmtree(out, ignore_errors=True)
     elif args.results is None:
