@@ -240,27 +240,30 @@ class Dispatcher:
             self._raise_case(act, "known-bad hit", {"known_bad_hits": hits})
 
     def _escalate_on_tier(self, act: _Active) -> None:
-        """``dispatcher.escalate-on``: a finished device ranked at that tier or above raises its case."""
+        """``dispatcher.escalate-on``: a finished device ranked at that tier or above raises the rest of its case."""
         from triage.ranking import escalation_due
 
         ranking = escalation_due(act.results, config.get("dispatcher.escalate-on"))
         if ranking is not None:
             self._raise_case(act, f"device tier {ranking['tier']}",
-                             {"device_score": ranking["score"], "reasons": ranking.get("reasons", [])})
+                             {"device_score": ranking["score"], "reasons": ranking.get("reasons", [])},
+                             others_only=True)  # the device itself is done: nothing of it is left to hurry
 
-    def _raise_case(self, act: _Active, rule: str, details: dict[str, Any]) -> None:
+    def _raise_case(self, act: _Active, rule: str, details: dict[str, Any], others_only: bool = False) -> None:
         if not self.escalate_to or act.escalated:
             return
         act.escalated = True
-        if PRIORITIES[self.escalate_to] <= PRIORITIES[act.job.priority]:
-            return
-        for j in self.queue.prioritize(act.job.case, self.escalate_to):
-            self.audit.append_job("escalate", j, details={
-                "to": self.escalate_to, "rule": rule, "trigger_job": act.job.id, **details})
-            if j.id in self.active:
-                for run in self.active[j.id].runs:
-                    run.priority = PRIORITIES[self.escalate_to]
-                self.active[j.id].applied = j.priority
+        target = PRIORITIES[self.escalate_to]
+        jobs = [j for j in self.queue.list(act.job.case, active_only=True)
+                if PRIORITIES[j.priority] < target and not (others_only and j.id == act.job.id)]
+        for j in jobs:
+            for raised in self.queue.prioritize(j.id, self.escalate_to):
+                self.audit.append_job("escalate", raised, details={
+                    "from": j.priority, "to": self.escalate_to, "rule": rule, "trigger_job": act.job.id, **details})
+                if raised.id in self.active:
+                    for run in self.active[raised.id].runs:
+                        run.priority = target  # new tasks go out at it; those in flight finish
+                    self.active[raised.id].applied = raised.priority
 
     def _write_reports(self, act: _Active) -> None:
         """The configured reports into each results folder; a report that fails leaves the results standing."""
