@@ -12,7 +12,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from triage.rules.errors import ClusterError
 from triage.workers.pathmap import EvidencePlugin, fingerprint
 from triage.workers.refs import ImageRef
 
@@ -20,11 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def publish(client: Any, refs: Iterable[ImageRef]) -> None:
-    """Register each image's fingerprint with every worker (idempotent: a re-run replaces it)."""
+    """Register each image's fingerprint with every worker (idempotent: a re-run replaces it); never raises."""
     for ref in refs:
         plugin = EvidencePlugin(fingerprint(ref))
         try:
             client.register_plugin(plugin, name=plugin.name)
-        except OSError as exc:
-            raise ClusterError(f"{ref.path}: could not hand the image's fingerprint to the workers ({exc})") from exc
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker dying mid-broadcast
+            # the scheduler keeps the plugin and hands it to every worker that (re)joins; a worker that
+            # missed it still checks the sizes, so this never stops a run
+            log.warning("%s: fingerprint not confirmed by every worker (%s: %s)", ref.path, type(exc).__name__, exc)
+            continue
         log.debug("published fingerprint of %s as %s", ref.path, plugin.name)

@@ -32,10 +32,10 @@ from .conftest import ENV, DaskProcs, triage_cli
 
 pytestmark = pytest.mark.slow
 
-#: ten moments (seconds after `triage run` starts) a worker is killed at; seeded, so a failure can be replayed
+#: ten moments a worker is killed at, as fractions of an undisturbed run's wall time (seeded: replayable)
 _RNG = random.Random(2026)
-MOMENTS = sorted(round(_RNG.uniform(1.5, 12.0), 2) for _ in range(10))
-DEFAULT_MOMENTS = MOMENTS[2::5]  # two spread over the run; TRIAGE_FAULTS_ALL=1 runs all ten
+MOMENTS = sorted(round(_RNG.uniform(0.15, 0.85), 2) for _ in range(10))
+DEFAULT_MOMENTS = MOMENTS[1::7]  # two, early and late; TRIAGE_FAULTS_ALL=1 runs all ten
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +54,31 @@ def _same_tables(out: Path, reference: Path) -> None:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), f"{out / name} differs from the clean run"
 
 
+def _start_run(cluster, image: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([*triage_command(), "run", str(image), "-o", str(out), "--scheduler", cluster.address,
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore", **ENV})
+
+
+@pytest.fixture(scope="module")
+def clean_seconds(cluster, small_disk, small_reference, tmp_path_factory) -> float:
+    """Wall time of an undisturbed `triage run` on this cluster (the scale the kill moments are taken on)."""
+    out = tmp_path_factory.mktemp("clean") / "out"
+    t0 = time.monotonic()
+    run = _start_run(cluster, small_disk, out)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    _same_tables(out, small_reference)
+    return time.monotonic() - t0
+
+
 @pytest.mark.parametrize("moment", MOMENTS if os.environ.get("TRIAGE_FAULTS_ALL") else DEFAULT_MOMENTS)
-def test_worker_sigkilled_mid_run_changes_nothing(cluster, small_disk, small_reference, tmp_path, moment):
+def test_worker_sigkilled_mid_run_changes_nothing(cluster, small_disk, small_reference, clean_seconds, tmp_path,
+                                                  moment):
     victim = "ab"[MOMENTS.index(moment) % 2]
     out = tmp_path / "out"
-    run = subprocess.Popen([*triage_command(), "run", str(small_disk), "-o", str(out), "--scheduler", cluster.address,
-                            "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "PYTHONWARNINGS": "ignore", **ENV})
-    time.sleep(moment)
+    run = _start_run(cluster, small_disk, out)
+    time.sleep(moment * clean_seconds)
     killed = run.poll() is None
     if killed:
         os.kill(cluster.worker_pid(cluster.nannies[victim]), signal.SIGKILL)
@@ -70,7 +87,7 @@ def test_worker_sigkilled_mid_run_changes_nothing(cluster, small_disk, small_ref
     _same_tables(out, small_reference)
     cluster.wait_for_worker(victim)  # its nanny brought it back for the next moment
     if not killed:
-        pytest.skip(f"the run finished before {moment} s: nothing was killed")
+        pytest.skip(f"the run finished before {moment:.0%} of a clean run's time: nothing was killed")
 
 
 # ---------------------------------------------------------------- memory limit

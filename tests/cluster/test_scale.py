@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from triage.cluster.status import worker_probe
+from triage.cluster.status import worker_events, worker_probe
 from triage_test_fixtures.backlog import Serve, peek, submit, wait_for
 
 from .conftest import ENV
@@ -56,7 +56,7 @@ def test_serve_adaptive_local_cluster_grows_with_the_backlog_and_releases_idle_w
     from distributed import Client
 
     home = tmp_path / "home"
-    env = {**ENV, "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION": "1s"}
+    env = {**ENV, "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION": "0.2s"}
     with Serve(home, workers="1:3", env=env, log=tmp_path / "serve.log") as serve:  # type: ignore[arg-type]
         serve.start()
         address = wait_for("serve to print its scheduler",
@@ -73,7 +73,8 @@ def test_serve_adaptive_local_cluster_grows_with_the_backlog_and_releases_idle_w
                 most = max(most, count())
                 time.sleep(0.3)
             assert peek(home)[job]["state"] == "done"
-            assert most >= 2, "the cluster never grew while tasks waited"
+            joined = sum(e["event"] == "joined" for e in worker_events(c, limit=1000))  # also between two samples
+            assert max(most, joined) >= 2, "the cluster never grew while tasks waited"
             wait_for("idle workers to be released", lambda: count() == 1, timeout=60)
     for name in ("files.parquet", "volumes.parquet"):
         assert (_job_dir(home, job) / name).read_bytes() == (small_reference / name).read_bytes(), name
