@@ -45,9 +45,10 @@ def dashboards(tmp_path: Path) -> Iterator[Any]:
         d.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """A headless Debian Chromium under Playwright (skipped, saying why, when absent)."""
+    """A headless Debian Chromium under Playwright (skipped, saying why, when absent); closed after
+    the module, so it does not sit in memory through the rest of the run."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         pytest.skip("no chromium installed (Debian package 'chromium'; .ci/run installs it)")
