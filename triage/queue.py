@@ -312,4 +312,7 @@ class Queue:
                                     "no queued or running jobs to prioritize")
             for r in rows:
                 conn.execute("UPDATE jobs SET prio = ?, age_from = ? WHERE seq = ?", (prio, now, r["seq"]))
+            # a counter readers can watch instead of re-reading every row (the dashboard's order cache)
+            conn.execute("INSERT INTO meta (key, value) VALUES ('priority_generation', 1) "
+                         "ON CONFLICT(key) DO UPDATE SET value = value + 1")
             return self._annotated(conn, now, [self._row(conn, now, r["seq"]) for r in rows])

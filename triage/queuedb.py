@@ -47,7 +47,7 @@ _SCHEMA = [
         dispatcher TEXT, heartbeat REAL,        -- who runs it, and its last progress report
         lease_seconds REAL,                     -- unused (leases gave way to the dispatcher lock); kept for old files
         cancel_requested INTEGER NOT NULL DEFAULT 0,
-        priority_generation INTEGER NOT NULL DEFAULT 0  -- unused; kept so files of either version open
+        priority_generation INTEGER NOT NULL DEFAULT 0  -- unused column; kept so files of either version open
     )""",
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_active ON jobs(image_key, case_ref, exhibit) "
     "WHERE state IN ('queued', 'running')",

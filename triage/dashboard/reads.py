@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from triage import config
 from triage.dashboard.model import Filters, Page, Row, Totals
-from triage.queue import AGE_CAP, AGE_EVERY_SECONDS, FILENAME, PRIORITIES, PRIORITY_NAMES, job_id, parse_job_id
+from triage.queue import AGE_CAP, FILENAME, PRIORITIES, PRIORITY_NAMES, job_id, parse_job_id
 
 
 _EFF = ("CASE WHEN state != 'queued' OR prio >= :cap THEN prio "
@@ -92,7 +93,7 @@ class QueueReader:
 
     def __init__(self, home: Path, *, age_every: float | None = None) -> None:
         self.path = Path(home) / FILENAME
-        self.age_every = AGE_EVERY_SECONDS if age_every is None else float(age_every)
+        self.age_every = float(config.get("queue.age-every") if age_every is None else age_every)  # as the queue ages
         self._conn: sqlite3.Connection | None = None
         self._snap: _Snapshot | None = None
         self._lock = threading.RLock()  # one connection, shared by the server's worker threads
