@@ -141,15 +141,17 @@ class BarePhysicalVolume(VolumeSystem):
 @volume_system
 class BareEncrypted(VolumeSystem):
     NAME = "encrypted"
-    DESCRIPTION = "no partition table: an encrypted volume (LUKS, BitLocker image) is one whole-image volume"
+    DESCRIPTION = "no partition table: an encrypted volume with a known header (LUKS, BitLocker) is one volume"
     PRIORITY = 60
 
     def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
-        enc = detect(img.read, 0, ref.size)
+        # a header only: a whole file of random bytes is more likely not an image at all, and says so
+        # ("not a device image, or encrypted/wiped"); the entropy test is for partitions of a real table
+        enc = sniff_volume(img.read, 0, ref.size)
         if enc is None:
             return None
-        what = f"{enc.kind} encrypted volume" if enc.kind != "unknown" else "high-entropy data"
-        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{what} (no partition table)", "none")]
+        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{enc.kind} encrypted volume (no partition "
+                          "table)", "none")]
 
 
 def list_partitions(ref: ImageRef) -> list[Partition]:

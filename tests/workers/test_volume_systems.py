@@ -36,3 +36,13 @@ def test_zeros_are_still_not_an_image(tmp_path):
     p.write_bytes(bytes(1 << 20))
     with pytest.raises(ImageError, match="zeros.dd: no partition table or filesystem recognised"):
         list_partitions(identify(p))
+
+
+def test_a_whole_file_of_random_bytes_is_not_taken_for_an_encrypted_volume(tmp_path):
+    """Entropy alone marks a *partition* as possibly encrypted; a headerless file stays 'not a device image'."""
+    import random
+
+    p = tmp_path / "noise.dd"
+    p.write_bytes(random.Random(7).randbytes(1 << 20))
+    with pytest.raises(ImageError, match="noise.dd: no partition table or filesystem recognised"):
+        list_partitions(identify(p))
