@@ -97,7 +97,7 @@ def test_the_compose_topology_runs_a_submitted_job(tmp_path):
         probe = subprocess.run([*triage_command(), "dashboard", "--help"], capture_output=True, timeout=60)
         if probe.returncode == 0:  # the dashboard verb is built elsewhere; run it when it is there
             dashboard = procs._popen(_service_command(compose["dashboard"]["command"], address, port, home)
-                                     [:-1] + [str(free_port())], "dashboard.log", env)
+                                     [:-1] + [f"127.0.0.1:{free_port()}"], "dashboard.log", env)
             time.sleep(5)
             assert dashboard.poll() is None, procs.log("dashboard.log")
         dispatcher.send_signal(signal.SIGTERM)
