@@ -7,6 +7,7 @@ only the container's own files differ, and those are listed as the evidence's se
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,11 @@ def _check_same_as_raw(run, raw_run, img) -> None:
     assert (run.image["md5"], run.image["sha256"], run.image["size"]) == (
         raw_run.image["md5"], raw_run.image["sha256"], raw_run.image["size"])
     assert sorted(run.image["segments"]) == sorted(str(s) for s in img.segments)
+    # the container files are on record as they lie on disk, beside the media stream's hash
+    assert raw_run.image["containers"] == []
+    on_disk = {str(s): Path(s).read_bytes() for s in img.segments}
+    assert {c["path"]: (c["size"], c["md5"], c["sha256"]) for c in run.image["containers"]} == {
+        p: (len(b), hashlib.md5(b).hexdigest(), hashlib.sha256(b).hexdigest()) for p, b in on_disk.items()}
 
 
 @pytest.mark.parametrize("variant", RUN_VARIANTS)

@@ -94,6 +94,13 @@ class Checkpoints:
         p = self.dir / "media.json"
         return MediaDigest(**json.loads(p.read_text())) if p.exists() else None
 
+    def save_json(self, name: str, value: Any) -> None:
+        self._atomic(self.dir / f"{name}.json", json.dumps(value, sort_keys=True).encode())
+
+    def load_json(self, name: str) -> Any | None:
+        p = self.dir / f"{name}.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
     def save_partitions(self, parts: list[Partition]) -> None:
         self._atomic(self.dir / "partitions.json", json.dumps([p.__dict__ for p in parts]).encode())
 

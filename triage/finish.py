@@ -96,6 +96,7 @@ def _image_info(run: ImageRun) -> dict[str, Any]:
             "stored_md5": media.ewf_stored_md5, "stored_sha1": media.ewf_stored_sha1,
             "verified": media.ewf_verified},
         "error": media.error,
+        "containers": run.containers,  # path, size, md5, sha256 of each container file; [] when they are the media
     }
 
 

@@ -32,6 +32,7 @@ from triage.rules.home import state_dir
 from triage.settings import RunSettings
 from triage.store import WORK, Staging
 from triage.tasks import KINDS, PRIORITY_BIG, PRIORITY_MEDIA, PRIORITY_SMALL, PRIORITY_VOLUMES, PRIORITY_WALK, Task
+from triage.workers.formats import FORMATS
 from triage.workers.image import identify
 from triage.workers.known import snapshot
 from triage.workers.media import MediaDigest
@@ -83,6 +84,9 @@ class ImageRun:
         self.known_bad = 0  # hits on final rows so far (carved ones are counted when carving is merged)
         self.resumed_bytes = 0  # of bytes_done, what checkpoints of an earlier attempt held
         self.add(Task("media", KINDS.get("media"), self.ref, PRIORITY_MEDIA, self.ref.size))
+        self.containers: list[dict] = []  # the container files' own hashes (none when the files are the media)
+        if not FORMATS.get(self.ref.format).MEDIA_IS_FILES:
+            self.add(Task("containers", KINDS.get("containers"), self.ref, PRIORITY_MEDIA - 1))
         self.add(Task("partitions", KINDS.get("partitions"), self.ref, PRIORITY_VOLUMES))
 
     def plan_stamp(self) -> dict:

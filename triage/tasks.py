@@ -17,7 +17,7 @@ it ends, so ``bytes_done`` reaches ``bytes_total`` exactly when the run is finis
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
@@ -25,6 +25,7 @@ import pyarrow as pa
 from triage.rules.errors import ImageError, TriageError
 from triage.rules.registry import Registry
 from triage.workers.carving import carve_chunk
+from triage.workers.containers import hash_container_files
 from triage.workers.content import read_content, read_segment
 from triage.workers.media import MediaDigest, hash_media
 from triage.workers.refs import Segment
@@ -103,6 +104,32 @@ class MediaHash(TaskKind):
 
     def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
         self.done(run, task, MediaDigest(run.ref.size, "", "", error=f"image hash task failed: {describe(exc)}"))
+
+
+@KINDS.register("containers", instance=True)
+class ContainerHash(TaskKind):
+    """md5/sha256 of a container's own files (VMDK extents, parent disks, E01 segments) as they lie on
+    disk, beside the media hash: the evidence as acquired and the disk it holds are both on record."""
+
+    func = staticmethod(hash_container_files)
+
+    def load(self, ck: Checkpoints, task: Task) -> list[dict] | None:
+        return ck.load_json(task.name)
+
+    def save(self, ck: Checkpoints, task: Task, result: list[dict]) -> None:
+        ck.save_json(task.name, result)
+
+    def table(self, result: Any) -> list[dict]:
+        return [d if isinstance(d, dict) else asdict(d) for d in result]
+
+    def apply(self, run: ImageRun, task: Task, result: list[dict]) -> None:
+        run.containers = result
+        run.complete(task)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        run.problems.append(f"{run.ref.path}: container files not hashed: {describe(exc)}")
+        run.containers = []
+        run.complete(task)
 
 
 @KINDS.register("partitions", instance=True)
