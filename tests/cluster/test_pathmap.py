@@ -38,8 +38,9 @@ def test_outside_a_worker_a_missing_copy_names_the_host_and_path(tmp_path):
 def test_known_item_sets_folder_is_mapped_too(tmp_path):
     """The sets the dispatcher names by its state directory are opened at the worker's path for it."""
     from triage.rules.importer import import_hashset
-    from triage.workers.known import apply_known
-    from triage.workers.refs import KnownRef
+    from dataclasses import replace
+
+    from triage.workers.known import apply_known, snapshot
 
     home = tmp_path / "worker-copy"
     listing = tmp_path / "bad.md5"
@@ -48,8 +49,9 @@ def test_known_item_sets_folder_is_mapped_too(tmp_path):
     import_hashset(listing, name="bad", category="known-bad", home=home)
     rows = {"md5": [md5], "sha1": [None], "sha256": ["00" * 32], "phash": [None]}
     dispatcher_home = "/srv/triage/state-as-the-dispatcher-sees-it"
+    pinned = replace(snapshot(home, 10), home=dispatcher_home)  # the run's snapshot, named as the dispatcher has it
     with dask.config.set({"triage.cluster.path-map": {dispatcher_home: str(home)}}):
-        apply_known(rows, KnownRef(dispatcher_home))
+        apply_known(rows, pinned)
     assert rows["known"] == ["known-bad"] and rows["hashset_hits"] == [["bad"]]
 
 
