@@ -116,6 +116,13 @@ def published(path: str) -> Fingerprint | None:
     return plugin.fp if isinstance(plugin, EvidencePlugin) else None
 
 
+def _media_is_files(ref: ImageRef) -> bool:
+    """Whether the image's files are its media (raw, split raw), so their sizes must add up to it."""
+    from triage.workers.formats import FORMATS
+
+    return bool(FORMATS.get(ref.format).MEDIA_IS_FILES)
+
+
 def localize(ref: ImageRef) -> ImageRef:
     """``ref`` with this worker's paths, after checking the copy here is the dispatcher's; else ImageError."""
     mapping = path_map()
@@ -137,7 +144,7 @@ def localize(ref: ImageRef) -> ImageRef:
         if head_sha256(segments[0]) != fp.head_sha256:
             raise ImageError(f"{where}: {segments[0]}: copy differs from the dispatcher's: first "
                              f"{HEAD_BYTES // 1024} KiB hash differently{how}")
-    elif ref.format != "ewf" and sum(sizes) != ref.size:  # raw and split raw: the media is the files
+    elif _media_is_files(ref) and sum(sizes) != ref.size:  # raw and split raw: the media is the files
         raise ImageError(f"{where}: {segments[0]}: copy differs from the dispatcher's: {sum(sizes)} bytes, "
                          f"expected {ref.size}{how}")
     if not how:
