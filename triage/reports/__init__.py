@@ -33,6 +33,28 @@ WRITERS: Registry[Any] = Registry("report format", package="triage.reports")
 BATCH_ROWS = 4096
 
 
+#: options whose value is a secret: shown as REDACTED wherever a command line is recorded
+SECRET_OPTIONS = ("--key",)
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """The command line with every secret value (``--key 3=passphrase:...``) replaced: keys never reach a report."""
+    out: list[str] = []
+    hide = False
+    for arg in argv:
+        if hide:
+            out.append("REDACTED")
+            hide = False
+        elif arg in SECRET_OPTIONS:
+            out.append(arg)
+            hide = True
+        elif arg.startswith(tuple(f"{o}=" for o in SECRET_OPTIONS)):
+            out.append(arg.split("=", 1)[0] + "=REDACTED")
+        else:
+            out.append(arg)
+    return out
+
+
 @dataclass
 class Context:
     """What every writer may use besides the tables: the job (case, exhibit, examiner) and provenance."""
@@ -40,7 +62,7 @@ class Context:
     results: Results
     job: Any = None                         # triage.queue.Job, when the results belong to a queued job
     case: str | None = None                 # `triage run --case`, when there is no job
-    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    command: list[str] = field(default_factory=lambda: redacted(sys.argv))
     tool: str = f"evidence-triage {__version__}"
 
     @property
