@@ -167,15 +167,15 @@ class Rankings:
         self._cache: dict[Path, tuple[float, dict[str, Any] | None]] = {}
 
     def of(self, summary: dict[str, Any] | None) -> list[dict[str, Any]]:
-        """The ranking of each image of a job: from the queue's copy of its summary or, when that
-        has none (ranked after the job finished), from the image's summary.json."""
+        """The ranking of each image of a job: from the image's summary.json (current, also after
+        ``triage rank`` re-ranked it), else from the queue's copy of the summary made at finish."""
         out = []
         for img in (summary or {}).get("images", []) or []:
             if not isinstance(img, dict):
                 continue
-            rk = img.get("ranking")
-            if not isinstance(rk, dict) and img.get("out"):
-                rk = self._read(Path(str(img["out"])) / "summary.json")
+            rk = self._read(Path(str(img["out"])) / "summary.json") if img.get("out") else None
+            if not isinstance(rk, dict):
+                rk = img.get("ranking")
             if isinstance(rk, dict):
                 out.append(rk)
         return out
