@@ -153,8 +153,10 @@ def _tiny_results(out: Path, *, ranked: bool = True, summary: bool = True, entro
              "deleted": False, "source": "allocated", "status": "ok", "md5": "0" * 32, "sha1": "1" * 40,
              "sha256": "2" * 64, "mime": "text/plain"} for i, p in enumerate(["=1+1.txt", "@x", "home/a/b.txt"])]
     files = pa.Table.from_pylist(rows, schema=FILES_SCHEMA)
-    if entropy and "entropy" not in files.schema.names:  # the content pass's column, before or after it exists
-        files = files.append_column("entropy", pa.array([7.99, 4.5, None], pa.float64()))
+    if entropy:  # the content pass's column
+        values = pa.array([7.99, 4.5, None], pa.float64())
+        i = files.schema.get_field_index("entropy")
+        files = files.set_column(i, "entropy", values) if i >= 0 else files.append_column("entropy", values)
     files, ranking = rank_result(files) if ranked else (files.drop(["score", "tier", "reasons"]), None)
     write_parquet(files, out / "files.parquet")
     write_parquet(pa.Table.from_pylist([{"index": 0, "slot": "whole image", "start": 0, "length": 1 << 20,

@@ -23,7 +23,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from triage.rules.errors import ImageError
+from triage.workers.formats import FORMATS
 from triage.workers.image import _oneline, iter_media, open_ewf
+from triage.workers.pathmap import localize
 from triage.workers.refs import ImageRef
 
 log = logging.getLogger(__name__)
@@ -68,16 +70,18 @@ def _raw_blocks(ref: ImageRef, ring: list[bytearray], in_use: deque) -> Iterator
 
 
 def _blocks(ref: ImageRef, in_use: deque, block: int) -> Iterator[bytes | memoryview]:
-    if ref.format == "ewf":
-        # libewf returns a new bytes object per read: nothing is reused, so no ring is needed,
-        # but at most RING blocks are kept in flight all the same
+    if not FORMATS.get(ref.format).MEDIA_IS_FILES:
+        # a decoded media stream (E01, VMDK, VHD/VHDX, QCOW): the library returns a new bytes object
+        # per read, so nothing is reused and no ring is needed, but at most RING blocks are kept in flight
         for data in iter_media(ref, chunk=block):
             while len(in_use) >= RING:
                 for fut in in_use.popleft():
                     fut.result()
             yield data
         return
-    yield from _raw_blocks(ref, [bytearray(block) for _ in range(RING)], in_use)
+    # raw and split raw: the files are the media, read straight into a ring of reused buffers,
+    # at this worker's path for them (triage.workers.pathmap), its copy checked first
+    yield from _raw_blocks(localize(ref), [bytearray(block) for _ in range(RING)], in_use)
 
 
 def _hash_stream(ref: ImageRef, block: int) -> tuple[int, str, str, str | None]:
