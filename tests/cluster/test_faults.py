@@ -150,7 +150,12 @@ def test_worker_stopped_past_the_ttl_has_its_tasks_run_elsewhere_and_not_counted
         run = subprocess.Popen([*triage_command(), "run", str(small_disk), "-o", str(out), "--scheduler",
                                 procs.address, "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "PYTHONWARNINGS": "ignore", **ENV})
-        time.sleep(4)
+        from distributed import Client
+
+        with Client(procs.address, timeout=30) as watcher:  # stop s1 while it holds a task, however fast the run
+            addr = {w["name"]: a for a, w in watcher.scheduler_info()["workers"].items()}["s1"]
+            wait_for("s1 to be working on a task", lambda: watcher.processing().get(addr), timeout=120,
+                     interval=0.02)
         assert run.poll() is None, "the run ended before the worker could be stopped"
         # the whole machine's worker frozen (nanny too, as a paused VM): a stopped worker alone would be
         # killed and restarted by its nanny once the scheduler drops it, and could never answer late
