@@ -12,6 +12,7 @@ from typing import Any
 
 from triage.audit import AuditLog
 from triage.queue import PRIORITIES, Job, Queue
+from triage.humanize import human_seconds  # noqa: F401 - status.py imports it from here
 
 PRIORITY_CHOICES = sorted(PRIORITIES, key=PRIORITIES.get, reverse=True)
 
@@ -55,19 +56,6 @@ def human_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
-
-
-def human_seconds(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = int(round(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def priority_text(job: Job) -> str:

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from triage.dashboard.results import reasons_text
 from triage.dashboard.security import show
+from triage.humanize import human_seconds
 
 TIERS = ("notable", "likely-notable", "unknown", "known-good")
 
@@ -28,19 +29,6 @@ def human_bytes(n: float | int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} PiB"
-
-
-def human_seconds(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = int(round(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def utc(ts: float | str | None, short: bool = False) -> str:
