@@ -28,9 +28,11 @@ class DuplicateNameError(TriageError):
 class Registry(Generic[T]):
     """Name -> plugin. ``kind`` names the plugins in messages ("carver", "image format")."""
 
-    def __init__(self, kind: str, *, unknown: type[TriageError] = InputError, package: str | None = None) -> None:
+    def __init__(self, kind: str, *, unknown: type[TriageError] = InputError,
+                 duplicate: type[TriageError] = DuplicateNameError, package: str | None = None) -> None:
         self.kind = kind
         self._unknown = unknown
+        self._duplicate = duplicate
         self._package = package
         self._loaded = package is None
         self._items: dict[str, T] = {}
@@ -40,7 +42,7 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name:
             raise TriageError(f"{self.kind} name must be a non-empty str, not {name!r}")
         if name in self._items:
-            raise DuplicateNameError(f"{self.kind} {name!r} registered twice: {_label(self._items[name])} "
+            raise self._duplicate(f"{self.kind} {name!r} registered twice: {_label(self._items[name])} "
                                      f"and {_label(item)}")
         self._items[name] = item
         return item
@@ -78,6 +80,15 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise self._unknown(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}") from None
+
+    def pop(self, name: str) -> T | None:
+        """Forget ``name`` (a test's scratch plugin); None when it was not registered."""
+        return self._items.pop(name, None)
+
+    def values(self) -> list[T]:
+        """The plugins in registration order."""
+        self.load()
+        return list(self._items.values())
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

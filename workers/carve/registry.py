@@ -9,15 +9,13 @@ A carver is a small stateless class (subclass of :class:`Carver`) with ``NAME``,
 
 from __future__ import annotations
 
-import functools
-import importlib
 import logging
-import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
 from triage.rules.errors import InputError, TriageError
+from triage.rules.registry import DuplicateNameError, Registry
 from triage.workers.carve.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -25,7 +23,7 @@ log = logging.getLogger(__name__)
 _PACKAGE = "triage.workers.carve"
 
 
-class DuplicateCarverError(TriageError):
+class DuplicateCarverError(DuplicateNameError):
     """Two carver classes claim the same name: a packaging bug, reported at import."""
 
 
@@ -74,8 +72,9 @@ class Carver:
         return Match(length, self.NAME, self.EXTENSION, self.MIME)
 
 
-#: every registered carver, by name; filled by @carver as modules are imported
-CARVERS: dict[str, Carver] = {}
+#: every registered carver, by name; filled by @carver as this package's modules are imported
+CARVERS: Registry[Carver] = Registry("carver", unknown=UnknownCarverError, duplicate=DuplicateCarverError,
+                                     package=_PACKAGE)
 
 C = TypeVar("C", bound=type[Carver])
 
@@ -98,55 +97,37 @@ def carver(name: str, *, headers: Iterable[bytes], max_size: int) -> Callable[[C
     def register(cls: C) -> C:
         if not (isinstance(cls, type) and issubclass(cls, Carver)):
             raise TriageError(f"carver {name!r}: {cls!r} must subclass triage.workers.carve.registry.Carver")
-        if name in CARVERS:
-            other = type(CARVERS[name])
-            raise DuplicateCarverError(
-                f"carver {name!r} registered twice: {other.__module__}.{other.__qualname__} "
-                f"and {cls.__module__}.{cls.__qualname__}"
-            )
         missing = [a for a in ("DESCRIPTION", "EXTENSION", "MIME") if not isinstance(getattr(cls, a, None), str)]
         if missing:
             raise TriageError(f"carver {name!r}: {cls.__qualname__} lacks {', '.join(missing)}")
         cls.NAME = name
         cls.HEADERS = header_tuple
         cls.MAX_SIZE = max_size
-        CARVERS[name] = cls()
+        CARVERS.add(name, cls())  # a name registered twice is refused, naming both classes
         return cls
 
     return register
 
 
-@functools.cache
 def load() -> None:
     """Import every module of the package once, so each ``@carver`` has run."""
-    package = importlib.import_module(_PACKAGE)
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if not info.ispkg:
-            importlib.import_module(f"{_PACKAGE}.{info.name}")
-    log.debug("carvers loaded: %s", ", ".join(sorted(CARVERS)))
+    CARVERS.load()
 
 
 def names() -> list[str]:
     """Registered carver names, sorted."""
-    load()
-    return sorted(CARVERS)
+    return CARVERS.names()
 
 
 def get(name: str) -> Carver:
     """The carver registered as ``name``; an unknown name lists the known ones."""
-    load()
-    try:
-        return CARVERS[name]
-    except KeyError:
-        raise UnknownCarverError(
-            f"unknown carver {name!r}; known carvers: {', '.join(sorted(CARVERS))}"
-        ) from None
+    return CARVERS.get(name)
 
 
 def resolve(selection: Iterable[str] | None = None) -> list[Carver]:
     """Carvers for ``selection`` (all when None), deduplicated, in name order."""
     if selection is None:
-        return [CARVERS[n] for n in names()]
+        return [CARVERS.get(n) for n in names()]
     if isinstance(selection, str):
         selection = [selection]
     return [get(n) for n in sorted(set(selection))]

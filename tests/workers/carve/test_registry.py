@@ -14,7 +14,7 @@ def scratch_name() -> object:
     """A name registered by a test and removed afterwards, so the registry stays as shipped."""
     name = "test-scratch"
     yield name
-    CARVERS.pop(name, None)
+    CARVERS.pop(name)
 
 
 def test_discovery_finds_every_carver_module() -> None:
