@@ -79,8 +79,11 @@ class HandleMedia:
     def close(self) -> None:
         with self._lock:
             for h in (self._handle, *self._keep):
+                close = getattr(h, "close", None)  # a pyvslvm logical volume has none: its group owns it
+                if close is None:
+                    continue
                 try:
-                    h.close()
+                    close()
                 except (OSError, IOError):  # already closed: nothing to release
                     pass
 
