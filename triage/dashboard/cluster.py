@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from triage.dashboard.background import Background
+
 log = logging.getLogger(__name__)
 
 SCHEDULER_FILE = "scheduler.json"
@@ -127,30 +129,27 @@ def _task_kinds(keys: Any) -> list[str]:
     return [f"{n} {name}" for name, n in sorted(counts.items())]
 
 
-class ClusterWatcher:
+class ClusterWatcher(Background):
     """A background thread keeping :attr:`state` fresh (every ``every`` seconds)."""
 
+    THREAD_NAME = "dashboard-cluster"
+
     def __init__(self, home: Path, every: float = 2.0) -> None:
+        super().__init__()
         self.home = Path(home)
         self.every = every
         self.state = ClusterState()
         self._client: Any = None
         self._address: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> ClusterWatcher:
         """Refresh in the background from now on (connecting to a scheduler can take seconds:
         the server must not wait for it to start answering)."""
         self.state = ClusterState(dispatcher_pid(self.home), checked=time.time())
-        self._thread = threading.Thread(target=self._run, name="dashboard-cluster", daemon=True)
-        self._thread.start()
+        super().start()
         return self
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+    def _close(self) -> None:
         self._disconnect()
 
     def _run(self) -> None:

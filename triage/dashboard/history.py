@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from triage.dashboard.background import Background
 from triage.dashboard.model import Totals
 from triage.dashboard.reads import QueueReader
 
@@ -35,15 +36,16 @@ class Chart:
     height: int = 120
 
 
-class History:
+class History(Background):
+    THREAD_NAME = "dashboard-history"
+
     def __init__(self, home: Path, *, every: float = 10.0, keep: int = 8640) -> None:
+        super().__init__()
         self.path = Path(home) / FILENAME
         self.home = Path(home)
         self.every = every
         self.keep = keep
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
 
     def _db(self) -> sqlite3.Connection:
@@ -74,15 +76,7 @@ class History:
             rows = db.execute("SELECT * FROM samples ORDER BY t DESC LIMIT ?", (limit,)).fetchall()
         return rows[::-1]
 
-    def start(self) -> History:
-        self._thread = threading.Thread(target=self._run, name="dashboard-history", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+    def _close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
