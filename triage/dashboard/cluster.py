@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
