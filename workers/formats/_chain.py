@@ -58,7 +58,7 @@ class ChainFormat(ImageFormat):
         try:
             return self.open_handle(path)
         except (OSError, IOError) as exc:
-            raise ImageError(f"{path}: {self.DESCRIPTION.split(',')[0]} cannot be opened: {oneline(exc)}") from exc
+            raise ImageError(f"{path}: {self.DESCRIPTION.split(' (')[0].split(',')[0]} image cannot be opened: {oneline(exc)}") from exc
 
     def _open_chain(self, path: Path) -> tuple[list[Any], list[Path]]:
         handles: list[Any] = []
