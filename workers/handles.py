@@ -18,9 +18,10 @@ from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
-#: open images per worker thread (each may hold many segment files); a run reads one image at a time
+#: open images per worker thread (each may hold many segment files); a run reads one image at a time.
+#: triage.yaml ``cluster.open-images`` overrides it, read on the worker as path-map is
 MAX_OPEN_IMAGES = 4
-#: open filesystems per worker thread: every partition of the few images above
+#: open filesystems per worker thread: every partition of the few images above (``cluster.open-filesystems``)
 MAX_OPEN_FILESYSTEMS = 32
 
 K = TypeVar("K", bound=Hashable)
@@ -83,11 +84,23 @@ def _close_image(ref: Any, img: Any) -> None:
     _release(img)
 
 
+def _capacity(key: str, default: int) -> int:
+    """A cache size from the worker's dask config (triage.yaml or DASK_TRIAGE__CLUSTER__...), at least 1."""
+    import dask
+
+    value = dask.config.get(f"triage.cluster.{key}", default)
+    try:
+        return max(1, int(value if value is not None else default))
+    except (TypeError, ValueError):
+        log.warning("triage.cluster.%s: expected a whole number, got %r; using %d", key, value, default)
+        return default
+
+
 def images() -> LRU:
     """This thread's open TSK images, keyed by ImageRef."""
     cache = getattr(_local, "images", None)
     if cache is None:
-        cache = _local.images = LRU(MAX_OPEN_IMAGES, _close_image)
+        cache = _local.images = LRU(_capacity("open-images", MAX_OPEN_IMAGES), _close_image)
     return cache
 
 
@@ -96,7 +109,7 @@ def filesystems() -> LRU:
     reference; one inside an unlocked volume also closes its decryption handle)."""
     cache = getattr(_local, "filesystems", None)
     if cache is None:
-        cache = _local.filesystems = LRU(MAX_OPEN_FILESYSTEMS, lambda _k, fs: _release(fs) if hasattr(fs, "release") else None)
+        cache = _local.filesystems = LRU(_capacity("open-filesystems", MAX_OPEN_FILESYSTEMS), lambda _k, fs: _release(fs) if hasattr(fs, "release") else None)
     return cache
 
 

@@ -93,3 +93,21 @@ def test_a_dask_worker_open_files_stay_flat_over_50_jobs(client, many_images):
         assert res.status == "ok" and res.table.num_rows >= 3, res.status
         counts.append(worker_fds())
     assert max(counts[10:]) <= counts[9] + 2, counts
+
+
+def test_cache_sizes_come_from_the_worker_config(many_images):
+    """`cluster.open-images` (triage.yaml / DASK_TRIAGE__CLUSTER__OPEN_IMAGES) bounds a fresh thread's cache."""
+    import dask
+
+    def work() -> None:
+        with dask.config.set({"triage.cluster.open-images": 2, "triage.cluster.open-filesystems": 3}):
+            for p in many_images[:6]:
+                _walk_one(str(p))
+            result.append((len(handles.images()), len(handles.filesystems())))
+        handles.clear()
+
+    result: list = []
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert result == [(2, 2)], result
