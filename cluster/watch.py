@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from triage.cluster.guard import refusals
 from triage.rules.errors import ClusterError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class WorkerWatch:
         self.since: float | None = None     # monotonic time the cluster was first seen without workers
         self.reported = False
         self._wall_since: dt.datetime | None = None
+        self._last_tick = float("-inf")
+        self._refused_until: float | None = None  # newest refusal already seen; None = not looked yet
 
     def workers(self) -> int:
         try:
@@ -121,6 +124,28 @@ class WorkerWatch:
             self.record("workers-none", {"scheduler": self.client.scheduler.address, "waiting_tasks": waiting,
                                          "since": self._wall_since.isoformat(timespec="seconds"),
                                          "reason": why_no_workers(self.client)})
+
+    def tick(self) -> None:
+        """Called on every driver step: at most every ``every`` s, report workers the version guard refused
+        since the last look (:mod:`triage.cluster.guard`): audited by serve, a warning in a run."""
+        now = time.monotonic()
+        if now - self._last_tick < self.every:
+            return
+        self._last_tick = now
+        try:
+            seen = refusals(self.client)
+        except Exception:  # noqa: BLE001 - a lost scheduler is the driver's business
+            log.debug("cannot read refusals", exc_info=True)
+            return
+        fresh = [(t, m) for t, m in seen if self._refused_until is not None and t > self._refused_until]
+        self._refused_until = max([t for t, _ in seen], default=self._refused_until or 0.0)
+        for _, msg in fresh:
+            details = {"worker": msg.get("worker"), "name": msg.get("name"),
+                       "differences": list(msg.get("differences") or ())}
+            log.warning("worker %s (%s) joined with other versions and was refused: %s", details["worker"],
+                        details["name"], "; ".join(details["differences"]))
+            if self.record is not None:
+                self.record("worker-refused", details)
 
     def _back(self, n: int) -> None:
         if self.since is not None and self.reported and self.record is not None:

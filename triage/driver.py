@@ -59,6 +59,7 @@ class Driver:
         """
         for run in runs:
             self.fill(run)
+        self.watch.tick()  # workers refused for other versions since the last step (serve audits them)
         if not self._inflight:
             return []
         try:

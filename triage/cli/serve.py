@@ -87,6 +87,10 @@ class ReconnectingDispatcher(Dispatcher):
                 raise SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost") from exc
             raise
 
+    def _claim(self) -> None:
+        self.driver.watch.tick()  # also while idle: a worker refused for its versions is audited at once
+        super()._claim()
+
     def _start(self, job: Any) -> None:
         super()._start(job)
         # each worker checks its copy of the images against the dispatcher's (triage.workers.pathmap)
