@@ -6,7 +6,8 @@ so the same function serves the CLI, the tests and the dispatcher.
 A connection to a running scheduler is checked before anything is submitted: a
 worker importing another evidence-triage, pytsk3 or libewf than this client
 (:mod:`triage.cluster.versions`) refuses the whole connection with one line,
-because a job must never produce a table that depends on which worker ran it.
+because a job must never produce a table that depends on which worker ran it; a
+worker that joins later with other versions is refused by :mod:`triage.cluster.guard`.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ def connect(
             raise ClusterError(f"{scheduler}: {' '.join(str(exc).split())}") from exc
         try:
             if check_versions:
-                from triage.cluster.versions import check_cluster
+                from triage.cluster.guard import register
+                from triage.cluster.versions import check_cluster, worker_versions
 
                 check_cluster(client)
+                register(client, worker_versions())  # and every worker that joins later (triage.cluster.guard)
             yield client
         finally:
             client.close()

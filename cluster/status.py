@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from triage.cluster.guard import refusals
 from triage.cluster.versions import cluster_versions, differences, worker_versions
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def worker_events(client: Any, limit: int = 20) -> list[dict[str, Any]]:
     """The scheduler's own record of workers joining, leaving, being lost, retired or restarted (newest last).
 
     What an operator (or the dashboard) reads to see churn: a worker ``lost`` with tasks
-    processing had them rerun elsewhere; ``retired`` ones handed them back first.
+    processing had them rerun elsewhere; ``retired`` ones handed them back first; ``refused``
+    ones joined with other versions than the client's and were closed before any task.
     """
     out: list[dict[str, Any]] = []
     for when, msg in client.get_events("all"):
@@ -75,6 +77,11 @@ def worker_events(client: Any, limit: int = 20) -> list[dict[str, Any]]:
             out.append({"time": at, "event": "retired", "workers": sorted(msg["retired"])})
         elif action == "restart-workers":
             out.append({"time": at, "event": "restarted", "workers": sorted(msg.get("workers") or [])})
+    for when, msg in refusals(client):  # workers that joined with other versions (triage.cluster.guard)
+        at = dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="seconds")
+        out.append({"time": at, "event": "refused", "workers": [msg["worker"]],
+                    "differences": list(msg.get("differences") or ())})
+    out.sort(key=lambda e: e["time"])  # stable: same-second events keep the scheduler's order
     return out[-limit:]
 
 

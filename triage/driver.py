@@ -6,15 +6,24 @@ Each run keeps at most ``window`` tasks in flight (None: no bound), submitted wi
 priority ``run priority x 1000 + task priority``: when a worker frees up, the scheduler
 hands it the most urgent ready task, so a more urgent job takes the workers as their
 current tasks end, and a priority change applies from the next task on.
+
+Waits for results are cut into slices of a few seconds; after each empty slice a
+:class:`~triage.cluster.watch.WorkerWatch` counts how long the cluster has had no worker.
+By default (``triage run``) a cluster without workers for ``cluster.no-workers-seconds``
+ends the run with a one-line :class:`~triage.cluster.watch.NoWorkersError` instead of
+waiting forever; ``triage serve`` gives the watch a ``record`` callback and keeps waiting.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import time
 from typing import Any
 
+from triage import config
 from triage.cluster.reconnect import SchedulerLost, is_loss, settle
+from triage.cluster.watch import WorkerWatch
 from triage.runstate import ImageRun
 from triage.tasks import Task
 
@@ -22,9 +31,10 @@ log = logging.getLogger(__name__)
 
 
 class Driver:
-    def __init__(self, client: Any, window: int | None = None) -> None:
+    def __init__(self, client: Any, window: int | None = None, watch: WorkerWatch | None = None) -> None:
         self.client = client
         self.window = window
+        self.watch = watch or WorkerWatch(client, float(config.get("cluster.no-workers-seconds")))
         self._inflight: dict[str, tuple[ImageRun, Task, Any]] = {}
         self._count: dict[int, int] = {}  # id(run) -> tasks in flight
         self._keys = itertools.count()
@@ -47,17 +57,13 @@ class Driver:
         A run whose result handling raises (its image is unusable, its disk is full) is
         dropped from the driver and returned with the error; the other runs go on.
         """
-        from distributed import wait
-
         for run in runs:
             self.fill(run)
+        self.watch.tick()  # workers refused for other versions since the last step (serve audits them)
         if not self._inflight:
             return []
         try:
-            done = wait([f for _, _, f in self._inflight.values()], timeout=timeout,
-                        return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            return []
+            done = self._wait(timeout)
         except Exception as exc:  # noqa: BLE001 - only a lost scheduler is translated; anything else goes up
             if is_loss(self.client, exc):  # wait() on futures the loss cancelled
                 self._lost(SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost"))
@@ -81,6 +87,21 @@ class Driver:
                 self.drop(run)
                 failed.append((run, exc))
         return failed
+
+    def _wait(self, timeout: float | None) -> set[Any]:
+        """Futures done within ``timeout`` (None: until one is), asking the watch about workers every few seconds."""
+        from distributed import wait
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = self.watch.every if deadline is None else min(self.watch.every, deadline - time.monotonic())
+            try:
+                return wait([f for _, _, f in self._inflight.values()], timeout=max(0.0, left),
+                            return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                self.watch.check(len(self._inflight))  # raises in a run whose cluster has had no worker too long
+                if deadline is not None and time.monotonic() >= deadline:
+                    return set()
 
     def drop(self, run: ImageRun) -> None:
         """Cancel what ``run`` has in flight and forget it (its finished tasks are checkpointed)."""

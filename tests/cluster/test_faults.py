@@ -176,9 +176,6 @@ def test_worker_stopped_past_the_ttl_has_its_tasks_run_elsewhere_and_not_counted
 # ---------------------------------------------------------------- churn under a backlog
 
 
-@pytest.mark.skipif(not os.environ.get("TRIAGE_FAULTS_ALL"),
-                    reason="on demand (TRIAGE_FAULTS_ALL=1): its reference run hung once in a full suite run, cause "
-                           "not found yet; it passes alone")
 def test_workers_joining_and_leaving_during_ten_jobs(fault_dir, tmp_path):
     disks = [build_tiny_disk(fault_dir, 100 + i) for i in range(10)]
     ref = fault_dir / "tiny-reference"

@@ -12,6 +12,8 @@ from triage.cli.cluster import tls_security
 from triage.cluster.connect import connect, parse_workers
 from triage.cluster.evidence import publish
 from triage.cluster.reconnect import SchedulerLost, is_loss, supervise
+from triage.cluster.watch import WorkerWatch
+from triage.dashboard.cluster import note_no_workers
 from triage.dashboard.cluster import publish as publish_cluster
 from triage.dashboard.server import beside
 from triage.dispatcher import Dispatcher
@@ -85,6 +87,10 @@ class ReconnectingDispatcher(Dispatcher):
                 raise SchedulerLost(f"{self.client.scheduler.address}: connection to the scheduler lost") from exc
             raise
 
+    def _claim(self) -> None:
+        self.driver.watch.tick()  # also while idle: a worker refused for its versions is audited at once
+        super()._claim()
+
     def _start(self, job: Any) -> None:
         super()._start(job)
         # each worker checks its copy of the images against the dispatcher's (triage.workers.pathmap)
@@ -107,9 +113,19 @@ def run(args: argparse.Namespace) -> int:
     def work(client: Any) -> None:
         # where operators point `triage cluster status` (also for the embedded cluster) and a browser
         print(f"triage serve: scheduler {client.scheduler.address}, dashboard {client.dashboard_link}", flush=True)
-        publish_cluster(state_dir(args.home), client)  # the dashboard's cluster panel reads it
-        ReconnectingDispatcher(client, args.home, max_jobs=args.max_jobs, escalate_to=escalate, once=args.once,
-                               window=window).serve()
+        home = state_dir(args.home)
+        publish_cluster(home, client)  # the dashboard's cluster panel reads it
+        dispatcher = ReconnectingDispatcher(client, args.home, max_jobs=args.max_jobs, escalate_to=escalate,
+                                            once=args.once, window=window)
+
+        def workers_gone(action: str, details: dict[str, Any]) -> None:
+            # external workers may come back: wait, but say so in the audit log and on the dashboard
+            dispatcher.audit.append(action, details=details)
+            note_no_workers(home, details.get("since") if action == "workers-none" else None)
+
+        dispatcher.driver.watch = WorkerWatch(client, float(config.get("cluster.no-workers-seconds")),
+                                              record=workers_gone)
+        dispatcher.serve()
 
     dash = beside(state_dir(args.home), args.dashboard, lambda line: print(line, flush=True)) \
         if args.dashboard else None  # a bad address or token file refuses to start, before any work

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from triage.cluster.status import worker_events
 from triage.dashboard.background import Background
 
 log = logging.getLogger(__name__)
 
 SCHEDULER_FILE = "scheduler.json"
 LOCK_FILE = "dispatcher.lock"
+EVENTS = 12  # worker events the panel lists (the scheduler keeps its own longer log)
 
 
 def dispatcher_pid(home: Path) -> int | None:
@@ -74,11 +76,28 @@ def publish(home: Path, client: Any) -> bool:
         return False
     info = {"address": client.scheduler.address, "dashboard": getattr(client, "dashboard_link", None),
             "pid": os.getpid(), "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    tmp = home / f".{SCHEDULER_FILE}.{os.getpid()}"
     home.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(info, indent=1) + "\n")
-    os.replace(tmp, home / SCHEDULER_FILE)
+    _write(home, info)
     return True
+
+
+def _write(home: Path, info: dict[str, Any]) -> None:
+    tmp = Path(home) / f".{SCHEDULER_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(info, indent=1) + "\n")
+    os.replace(tmp, Path(home) / SCHEDULER_FILE)
+
+
+def note_no_workers(home: Path, since: str | None) -> None:
+    """Mark in scheduler.json that the dispatcher has had tasks waiting and no worker since ``since``
+    (None clears it): ``triage serve`` keeps waiting for workers, and the panel says so."""
+    info = published(home)
+    if info is None or info.get("pid") != os.getpid():
+        return
+    if since is None:
+        info.pop("no_workers_since", None)
+    else:
+        info["no_workers_since"] = since
+    _write(home, info)
 
 
 def published(home: Path) -> dict[str, Any] | None:
@@ -111,6 +130,8 @@ class ClusterState:
     workers: list[Worker] = field(default_factory=list)
     error: str | None = None
     checked: float = 0.0
+    events: list[dict[str, Any]] = field(default_factory=list)  # joined/left/lost/retired/restarted, newest first
+    no_workers_since: str | None = None  # the dispatcher has tasks waiting and no worker since then (UTC)
 
     @property
     def threads(self) -> int:
@@ -140,6 +161,7 @@ class ClusterWatcher(Background):
         self.state = ClusterState()
         self._client: Any = None
         self._address: str | None = None
+        self._names: dict[str, str] = {}  # every worker address seen -> its name, so a lost one is still named
 
     def start(self) -> ClusterWatcher:
         """Refresh in the background from now on (connecting to a scheduler can take seconds:
@@ -171,11 +193,14 @@ class ClusterWatcher(Background):
                                       "the dispatcher has not published its scheduler", time.time())
             return
         address = info["address"]
-        state = ClusterState(pid, address, info.get("dashboard"), checked=time.time())
+        state = ClusterState(pid, address, info.get("dashboard"), checked=time.time(),
+                             no_workers_since=info.get("no_workers_since"))
         try:
             client = self._connect(address)
             sinfo = client.scheduler_info(n_workers=-1) if _takes_n_workers(client) else client.scheduler_info()
             processing = client.processing()
+            self._names.update({a: str(w.get("name", a)) for a, w in sinfo.get("workers", {}).items()})
+            state.events = _named(worker_events(client, limit=EVENTS * 2), self._names)[-EVENTS:][::-1]
         except Exception as exc:  # noqa: BLE001 - a scheduler going away is normal during a restart
             self._disconnect()
             state.error = f"scheduler {address} unreachable ({type(exc).__name__})"
@@ -209,6 +234,26 @@ class ClusterWatcher(Background):
                 log.debug("closing the cluster client failed", exc_info=True)
         self._client = None
         self._address = None
+
+
+def _named(events: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Each event's workers as ``name (address)`` where the name is known: operators start workers by
+    name (``dask worker --name``), and one that comes back does so under a new address. A worker that
+    joins under the name of one lost before is marked ``restarted`` (its nanny, or an operator, brought
+    it back); the ``lost`` line before it says how many tasks were running there (rerun elsewhere)."""
+    out: list[dict[str, Any]] = []
+    lost: set[str] = set()
+    for e in events:
+        who = [names.get(a, a) for a in e["workers"]]
+        kind = e["event"]
+        if kind == "lost":
+            lost.update(who)
+        elif kind == "joined" and who[0] in lost and who[0] != e["workers"][0]:
+            lost.discard(who[0])
+            kind = "restarted"
+        out.append({**e, "event": kind,
+                    "workers": [f"{n} ({a})" if n != a else a for n, a in zip(who, e["workers"])]})
+    return out
 
 
 def _takes_n_workers(client: Any) -> bool:
