@@ -69,7 +69,7 @@ VOLUMES_SCHEMA = pa.schema(
         # the hierarchy disk -> partition -> container -> volume (triage.workers.volumes.LAYERS):
         pa.field("parent", pa.int32()),                      # index of the row this volume lies in (an LVM logical
                                                              # volume's physical volume); null at the top
-        pa.field("layer", pa.string(), nullable=False),      # what the row is: 'disk' (no partition table), 'partition',
+        pa.field("layer", pa.string()),                      # what the row is (always set by a run): 'disk', 'partition',
                                                              # 'lvm-pv', 'lvm-lv', 'luks', 'bitlocker', 'filevault'; inside
                                                              # the last three files.parquet `offset` is null: the image
                                                              # holds only ciphertext, the files' partition names the volume
