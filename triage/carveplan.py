@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from triage.workers.carving import CarveChunk
 from triage.workers.refs import ContentOptions, ImageRef, KnownRef
-from triage.workers.volumes import Partition
+from triage.workers.volumes import ENCRYPTED_LAYERS, Partition
 from triage.workers.walk import WalkResult, merge_ranges
 
 
@@ -36,12 +36,14 @@ def subtract(start: int, end: int, taken: tuple[tuple[int, int], ...]) -> list[t
 
 def partition_extents(p: Partition, walk: WalkResult | None, size: int) -> list[tuple[int, int]]:
     """The carve extents of one volume-table entry."""
-    end = min(p.start + p.length, size)
-    if p.start >= end or p.flags == "meta":
+    if p.flags == "meta":
         return []
+    ranges = p.image_ranges(size)  # a logical volume's segments; else [start, start + length)
     if p.flags == "alloc" and walk is not None and walk.filesystem is not None:
-        return subtract(p.start, end, walk.allocated)
-    return [(p.start, end - p.start)]  # outside every partition, or no filesystem recognised
+        if p.layer in ENCRYPTED_LAYERS:
+            return []  # unlocked: its free space is plaintext with no image offset, the image holds ciphertext
+        return [piece for s, n in ranges for piece in subtract(s, s + n, walk.allocated)]
+    return ranges  # outside every partition, or no filesystem recognised
 
 
 def chunks(extents: list[tuple[int, int]], image: ImageRef, chunk_bytes: int, overlap: int,
@@ -66,7 +68,8 @@ class Owner:
 
     def __call__(self, offset: int) -> int:
         for p in self._parts:
-            if p.start <= offset < p.start + p.length:
+            spans = p.extents if p.extents is not None else ((p.start, p.length),)
+            if any(s <= offset < s + n for s, n in spans):
                 return p.index
         return 0
 

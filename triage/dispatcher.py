@@ -32,6 +32,7 @@ from triage import config
 from triage.audit import AuditLog
 from triage.driver import Driver
 from triage.finish import RunResult, finalize
+from triage.keystore import Handover, KeyStore
 from triage.queue import PRIORITIES, Job, Queue
 from triage.runstate import ImageRun
 from triage.rules.errors import InputError, TriageError
@@ -89,6 +90,7 @@ class Dispatcher:
         self.once = once
         self.active: dict[str, _Active] = {}
         self.driver = Driver(client, self.window)
+        self.keys = Handover(client, KeyStore(self.home))  # `submit --key`: to the workers, never into the queue
         self._stop = False
         self._lock_fd: int | None = None
 
@@ -112,6 +114,7 @@ class Dispatcher:
         self._take_lock()
         for job in self.queue.requeue_orphans():
             if job.state == "cancelled":  # its cancel was asked for while no dispatcher ran
+                self.keys.take_back(job.id, wipe=True)
                 shutil.rmtree(self._job_dir(job), ignore_errors=True)  # partial output and checkpoints
                 self.audit.append_job("cancel", job, details={"when": "dispatcher restart"})
                 continue
@@ -127,6 +130,7 @@ class Dispatcher:
                 for run in act.runs:
                     self.driver.drop(run)
                     run.abort()
+                self.keys.take_back(act.job.id, wipe=False)  # requeued: it will need them again
             for job in self.queue.requeue_orphans():  # back in line now, not "running" with no dispatcher
                 self.audit.append_job("requeue", job, details={"reason": "dispatcher stopped"})
             self.queue.close()
@@ -154,6 +158,7 @@ class Dispatcher:
 
     # -- claiming and starting -------------------------------------------------------------------
     def _claim(self) -> None:
+        self.keys.sweep(self._state_of)
         while len(self.active) < self.max_jobs:
             job = self.queue.claim_next(self.owner)
             if job is None:
@@ -177,8 +182,10 @@ class Dispatcher:
         self.active[job.id] = act
         self.queue.update_progress(job, results_dir=str(jdir / "results"), bytes_total=act.bytes_total,
                                    bytes_done=act.bytes_done, owner=self.owner)
+        keyed = self.keys.give(job)
         self.audit.append_job("start", job, details={"attempt": job.attempts, "dispatcher": self.owner,
-                                                     "resumed_bytes": act.bytes_done})
+                                                     "resumed_bytes": act.bytes_done,
+                                                     **({"keys_for_partitions": keyed} if keyed else {})})
         self._escalate(act)  # hits already in a resumed job's checkpoints count too
 
     def _finish_ready(self) -> None:
@@ -204,6 +211,7 @@ class Dispatcher:
                                       details={"image": res.image, "exit_code": res.exit_code,
                                                "files": res.summary["files"]["entries"], "out": str(res.out)})
             shutil.rmtree(self._job_dir(act.job) / "work", ignore_errors=True)
+            self.keys.take_back(jid, wipe=True)
             del self.active[jid]
 
     def _sync(self) -> None:
@@ -224,6 +232,7 @@ class Dispatcher:
             act.job = job
             if job.cancel_requested:
                 self._drop(act)
+                self.keys.take_back(job.id, wipe=True)
                 shutil.rmtree(self._job_dir(job), ignore_errors=True)  # nothing half-done stays
                 self.queue.mark_cancelled(job, owner=self.owner)
                 self.audit.append_job("cancel", job, details={"when": "running", "bytes_done": act.bytes_done})
@@ -280,6 +289,7 @@ class Dispatcher:
         for run in act.runs:
             self.driver.drop(run)
             run.abort()
+        self.keys.take_back(act.job.id, wipe=False)
         self.active.pop(act.job.id, None)
 
     def _abandon(self, act: _Active, reason: str) -> None:
@@ -290,7 +300,14 @@ class Dispatcher:
         reason = " ".join(reason.split())
         self.queue.fail(job, reason, owner=self.owner)
         self.audit.append_job("fail", job, details={"reason": reason})
+        self.keys.take_back(job.id, wipe=True)
         self.active.pop(job.id, None)
+
+    def _state_of(self, job_id: str) -> str | None:
+        try:
+            return self.queue.get(job_id).state
+        except InputError:  # removed from the queue
+            return None
 
 
 def _result_names(images: tuple[str, ...]) -> list[str]:

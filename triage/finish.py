@@ -48,7 +48,8 @@ def finalize(run: ImageRun) -> RunResult:
         tables.append(carved)
     files = files_table(tables)
     _keep_extracted(run, files)
-    files, ranking = rank_result(files, home=run.home, now=run.started)  # score, tier, reasons per row
+    files, ranking = rank_result(files, home=run.home, now=run.started,  # score, tier, reasons per row
+                                 volumes={i: w.status for i, w in run.walks.items()})  # locked encrypted ones count
     write_parquet(files, run.staging.path("files.parquet"))
     write_parquet(volumes_table(run.parts, run.walks, files), run.staging.path("volumes.parquet"))
     image_info = _image_info(run)

@@ -88,7 +88,8 @@ def volumes_table(parts: list[Partition], walks: dict[int, WalkResult], files: p
             status = "not walked (unallocated space)" if p.flags == "unalloc" else "not walked (volume system metadata)"
         rows.append({
             "index": p.index, "slot": p.slot, "start": p.start, "length": p.length, "flags": p.flags,
-            "description": p.description, "volume_system": p.volume_system,
+            "description": p.description, "volume_system": p.volume_system, "parent": p.parent, "layer": p.layer,
+            "extents": None if p.extents is None else [{"start": s, "length": n} for s, n in p.extents],
             "filesystem": w.filesystem if w is not None else None,
             "files": per_partition.get(p.index, 0), "status": status,
         })

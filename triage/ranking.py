@@ -69,16 +69,50 @@ def known_categories(files: pa.Table, home: str | Path | None) -> pa.Array | Non
 
 def rank_result(files: pa.Table, *, home: str | Path | None = None, now: dt.datetime | None = None,
                 rules: str | Path | None = None, since: dt.datetime | None = None,
-                ) -> tuple[pa.Table, dict[str, Any]]:
-    """The merged table ranked, and the device's ``ranking`` for summary.json."""
+                volumes: dict[int, str] | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """The merged table ranked, and the device's ``ranking`` for summary.json; ``volumes`` (index -> status)
+    names the encrypted volumes left locked, which raise the device (:func:`with_locked_volumes`)."""
     ruleset = rules_in_force(rules, home)
     if since is None and config.get("ranking.since"):
         since = parse_since(str(config.get("ranking.since")))
     ranked = rank_table(files, ruleset, now=now, since=since, categories=known_categories(files, home))
-    summary = device_ranking(ranked, ruleset)
+    summary = with_locked_volumes(device_ranking(ranked, ruleset), volumes or {}, ruleset,
+                                  config.get("ranking.encrypted-floor"))
     summary["since"] = None if since is None else since.isoformat()
     summary["hashsets"] = hashset_provenance(home)
     return ranked, summary
+
+
+def locked_volumes(volumes: dict[int, str]) -> list[dict[str, Any]]:
+    """The volumes whose status says encrypted and not unlocked ('encrypted: LUKS2 ...; no key given',
+    'encrypted? no filesystem and high-entropy data ...'), in index order."""
+    return [{"partition": i, "status": st} for i, st in sorted(volumes.items()) if st.startswith("encrypted")]
+
+
+def with_locked_volumes(ranking: dict[str, Any], volumes: dict[int, str], rules: RuleSet,
+                        floor: str | None) -> dict[str, Any]:
+    """A device holding an encrypted volume nobody could open is not 'nothing found': what it hides is unknown,
+    so it is named first in the reasons and lifted to at least ``floor`` (config ``ranking.encrypted-floor``)."""
+    from triage.rules.rulefile import TIERS
+
+    locked = locked_volumes(volumes)
+    ranking["encrypted"] = locked
+    ranking.setdefault("counts", {})["encrypted_locked"] = len(locked)
+    if not locked:
+        return ranking
+    kinds = ", ".join(f"partition {v['partition']}: " + (v["status"].split(";")[0].split(" (")[0]
+                      .removeprefix("encrypted: ") if v["status"].startswith("encrypted:") else "possibly encrypted")
+                      for v in locked)
+    ranking["reasons"] = [f"{len(locked)} encrypted volume(s) not unlocked ({kinds}): their files are not triaged",
+                          *ranking.get("reasons", [])]
+    if floor is None:
+        return ranking
+    if floor not in TIERS[:2]:
+        raise ResultsError(f"ranking.encrypted-floor {floor!r}: choose notable or likely-notable (or null)")
+    if TIERS.index(floor) < TIERS.index(ranking["tier"]):
+        ranking["tier"], ranking["tier_rank"] = floor, TIERS.index(floor)
+        ranking["score"] = max(ranking["score"], rules.notable if floor == "notable" else rules.likely)
+    return ranking
 
 
 def hashset_provenance(home: str | Path | None) -> list[dict[str, Any]]:
@@ -153,7 +187,12 @@ def rerank(out: str | Path, *, rules: str | Path | None = None, since: dt.dateti
     files = _arrow_lists(res.files())
     started = res.summary.get("started")
     now = dt.datetime.fromisoformat(started) if started else None
-    ranked, summary = rank_result(files, home=home, now=now, rules=rules, since=since)
+    try:
+        vols = res.volumes().select(["index", "status"]).to_pylist()
+    except ResultsError:  # no volume table: the device is ranked on its files alone
+        vols = []
+    ranked, summary = rank_result(files, home=home, now=now, rules=rules, since=since,
+                                  volumes={v["index"]: v["status"] for v in vols})
     tmp = res.dir / f".files.parquet.{os.getpid()}.tmp"
     try:
         write_parquet(ranked, tmp)

@@ -43,6 +43,15 @@ class Encrypted:
         return f"encrypted: {self.kind}" + (f" ({known})" if known else "") + f"; {why}"
 
 
+def layer_of(enc: Encrypted) -> str:
+    """The volumes.parquet ``layer`` of an encrypted volume: 'luks', 'bitlocker' or 'filevault'."""
+    if enc.kind.startswith("LUKS"):
+        return "luks"
+    if enc.kind.startswith("BitLocker"):
+        return "bitlocker"
+    return "filevault" if enc.kind.startswith("FileVault") else "encrypted"
+
+
 def _cstr(b: bytes) -> str:
     return b.split(b"\x00", 1)[0].decode("ascii", "replace")
 

@@ -8,18 +8,24 @@ a row of its own, slot ``lvm:VG/LV``, ``volume_system`` ``lvm``, described with 
 partition it lives in. A logical volume's index is ``LV_BASE + 100 * (PV row
 index) + n`` (n-th LV of the group), so a worker knows which LV a volume
 description means without any state. Its ``start`` is the physical volume's (the
-bytes an LV occupies need not be contiguous); its ``length`` the LV's size.
+bytes an LV occupies need not be contiguous); its ``length`` the LV's size; its
+``extents`` the image ranges its segments occupy (read by :mod:`lvmmeta`, since
+libvslvm does not say), or None where they cannot be mapped. Its ``layer`` is
+``lvm-lv`` and its ``parent`` the physical volume's row; the PV's layer is ``lvm-pv``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from triage.rules.errors import FilesystemError
 from triage.workers.formats import HandleMedia, RegionFile, oneline
+from triage.workers import lvmmeta
+from triage.workers.lvmmeta import LogicalVolume
+from triage.workers.volmap import VolumeMap
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +45,6 @@ def is_physical_volume(read: Reader, offset: int) -> bool:
     return any(head[s:s + 8] == LABEL and head[s + 24:s + 32] == b"LVM2 001" for s in range(0, 2048, 512))
 
 
-@dataclass(frozen=True)
-class LogicalVolume:
-    group: str
-    name: str
-    identifier: str
-    size: int
-
-
 def _open(read: Reader, offset: int, length: int) -> tuple[Any, RegionFile]:
     import pyvslvm
 
@@ -58,7 +56,11 @@ def _open(read: Reader, offset: int, length: int) -> tuple[Any, RegionFile]:
 
 
 def logical_volumes(read: Reader, offset: int, length: int) -> list[LogicalVolume]:
-    """The volume group's logical volumes, in metadata order (empty when libvslvm cannot read the group)."""
+    """The volume group's logical volumes, in metadata order (empty when neither the metadata nor libvslvm
+    can be read)."""
+    found = lvmmeta.logical_volumes(read, offset)
+    if found is not None:
+        return found[:MAX_LVS]
     try:
         handle, _ = _open(read, offset, length)
     except (OSError, IOError) as exc:
@@ -78,6 +80,20 @@ def logical_volumes(read: Reader, offset: int, length: int) -> list[LogicalVolum
         handle.close()
 
 
+class ExtentMedia:
+    """A linear logical volume as :class:`Media`: its segments' image ranges read in LV order."""
+
+    def __init__(self, read: Reader, vmap: VolumeMap, size: int) -> None:
+        self._read, self._map, self.size = read, vmap, size
+
+    def read(self, offset: int, size: int) -> bytes:
+        size = max(0, min(size, self.size - offset))
+        return b"".join(self._read(s, n) for s, n in self._map.ranges(offset, size))
+
+    def close(self) -> None:
+        pass  # reads through the image's cached handle
+
+
 def expand(parts: list, read: Reader, image_size: int) -> list:
     """``parts`` (Partition rows) with each LVM2 physical volume marked ``meta`` and its logical volumes added."""
     out = []
@@ -89,11 +105,12 @@ def expand(parts: list, read: Reader, image_size: int) -> list:
         lvs = logical_volumes(read, p.start, min(p.length, image_size - p.start))
         names = ", ".join(lv.name for lv in lvs) or "none readable"
         group = lvs[0].group if lvs else "?"
-        out.append(replace(p, flags="meta", description=f"{p.description}: LVM2 physical volume of group {group} "
+        out.append(replace(p, flags="meta", layer="lvm-pv", description=f"{p.description}: LVM2 physical volume of group {group} "
                                                         f"(logical volumes: {names})"))
         for n, lv in enumerate(lvs):
             lvs_rows.append(replace(p, index=LV_BASE + 100 * p.index + n, slot=f"lvm:{lv.group}/{lv.name}",
-                                    length=lv.size, flags="alloc", volume_system="lvm",
+                                    length=lv.size, flags="alloc", volume_system="lvm", parent=p.index,
+                                    layer="lvm-lv", extents=lv.extents if lv.extents is not None else (),
                                     description=f"LVM2 logical volume {lv.group}/{lv.name} (id {lv.identifier}) in "
                                                 f"volume {p.index}"))
     return out + lvs_rows
@@ -104,11 +121,17 @@ def lv_number(index: int) -> int | None:
     return (index - LV_BASE) % 100 if index >= LV_BASE else None
 
 
-def open_logical_volume(read: Reader, offset: int, length: int, n: int) -> HandleMedia:
-    """The n-th logical volume of the group whose physical volume starts at ``offset``, as media."""
+def open_logical_volume(read: Reader, offset: int, length: int, n: int) -> tuple[Any, VolumeMap]:
+    """The n-th logical volume of the group whose physical volume starts at ``offset``, as media, and how its
+    bytes map to the image. Read through its segments where the metadata maps them, else through libvslvm
+    (striped, thin, RAID ...), whose offsets are then unknown."""
+    lvs = lvmmeta.logical_volumes(read, offset)
+    if lvs is not None and n < len(lvs) and lvs[n].extents is not None:
+        vmap = VolumeMap(lvs[n].extents)
+        return ExtentMedia(read, vmap, lvs[n].size), vmap
     try:
         handle, region = _open(read, offset, length)
         lv = handle.get_volume_group().get_logical_volume(n)
     except (OSError, IOError) as exc:
         raise FilesystemError(f"LVM2 logical volume {n} unreadable: {oneline(exc)}") from exc
-    return HandleMedia(lv, keep=(handle,))
+    return HandleMedia(lv, keep=(handle,)), VolumeMap.none()

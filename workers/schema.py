@@ -66,5 +66,16 @@ VOLUMES_SCHEMA = pa.schema(
         pa.field("filesystem", pa.string()),                 # TSK filesystem type found ('NTFS', 'FAT32', 'Ext4' ...) or null
         pa.field("files", pa.int64(), nullable=False),       # rows this entry contributed to files.parquet (walked + carved)
         pa.field("status", pa.string(), nullable=False),     # 'ok', 'not walked (unallocated)', or why no filesystem was read
+        # the hierarchy disk -> partition -> container -> volume (triage.workers.volumes.LAYERS):
+        pa.field("parent", pa.int32()),                      # index of the row this volume lies in (an LVM logical
+                                                             # volume's physical volume); null at the top
+        pa.field("layer", pa.string()),                      # what the row is (always set by a run): 'disk', 'partition',
+                                                             # 'lvm-pv', 'lvm-lv', 'luks', 'bitlocker', 'filevault'; inside
+                                                             # the last three files.parquet `offset` is null: the image
+                                                             # holds only ciphertext, the files' partition names the volume
+        pa.field("extents", pa.list_(pa.struct([             # image byte ranges holding the volume, in volume order, when
+            pa.field("start", pa.int64()),                   # not [start, start + length): an LVM logical volume's
+            pa.field("length", pa.int64()),                  # segments; null when contiguous; [] for a logical volume
+        ]))),                                                # whose segments cannot be mapped (its offsets are null)
     ]
 )

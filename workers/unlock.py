@@ -8,7 +8,8 @@ keys on every worker once, as a Dask worker plugin (:class:`Keyring`), and
 out to be encrypted. Keys print as ``<redacted>``.
 
 Unlocked through libyal: LUKS1 (libluksde; it does not read LUKS2 headers) and
-BitLocker incl. To Go (libbde: password, recovery password or .BEK startup key).
+BitLocker incl. To Go (libbde: password, recovery password or .BEK startup key);
+LUKS2 by :mod:`triage.workers.luks2` from the on-disk format.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from triage.rules.errors import FilesystemError, InputError
 from triage.workers.encryption import Encrypted
-from triage.workers.formats import HandleMedia, RegionFile, oneline
+from triage.workers.formats import HandleMedia, Media, RegionFile, oneline
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,11 @@ class Keyring(WorkerPlugin):
 
 
 def open_volume(enc: Encrypted, read: Callable[[int, int], bytes], offset: int, length: int,
-                key: VolumeKey) -> HandleMedia:
+                key: VolumeKey) -> Media:
     """The decrypted media of the volume, or FilesystemError (with the partition's encrypted status) if the key fails."""
     region = RegionFile(read, offset, length)
+    if enc.kind == "LUKS2":
+        return _open_luks2(enc, read, offset, length, key)
     try:
         if enc.kind == "LUKS1":
             import pyluksde
@@ -130,6 +133,19 @@ def open_volume(enc: Encrypted, read: Callable[[int, int], bytes], offset: int, 
         raise FilesystemError(enc.status("the key given does not unlock it"))
     log.info("unlocked a %s volume at byte %d", enc.kind, offset)
     return HandleMedia(handle)
+
+
+def _open_luks2(enc: Encrypted, read: Callable[[int, int], bytes], offset: int, length: int, key: VolumeKey) -> Media:
+    from triage.workers.luks2 import open_luks2
+
+    try:
+        media = open_luks2(lambda o, n: read(offset + o, n), length, _secret(key, allow=("passphrase", "keyfile")))
+    except FilesystemError as exc:
+        raise FilesystemError(enc.status(str(exc))) from None
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise FilesystemError(enc.status(f"cannot be opened with the key given ({oneline(exc)})")) from None
+    log.info("unlocked a LUKS2 volume at byte %d", offset)
+    return media
 
 
 def _secret(key: VolumeKey, allow: tuple[str, ...]) -> str:

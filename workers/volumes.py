@@ -7,7 +7,7 @@ Filesystems are opened read-only through TSK and cached per worker thread.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import pytsk3
@@ -15,12 +15,19 @@ import pytsk3
 from triage.rules.errors import FilesystemError, ImageError, VolumeError
 from triage.rules.registry import Registry
 from triage.workers import handles
-from triage.workers.encryption import detect, sniff_volume
+from triage.workers.encryption import detect, layer_of, sniff_volume
 from triage.workers import lvm
 from triage.workers.formats import PyImg
 from triage.workers.unlock import key_for, open_volume
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
 from triage.workers.refs import ImageRef, VolumeRef
+from triage.workers.volmap import VolumeMap
+
+#: what a volumes.parquet row is, outermost first: the disk itself (no partition table), a partition-table
+#: entry, an LVM2 physical volume / logical volume, an encrypted volume (its filesystem is read from the plaintext)
+LAYERS = ("disk", "partition", "lvm-pv", "lvm-lv", "luks", "bitlocker", "filevault", "encrypted")
+#: layers whose filesystem is plaintext decrypted from the image: no image offset inside them
+ENCRYPTED_LAYERS = ("luks", "bitlocker", "filevault", "encrypted")
 
 FS_TYPE_NAMES = {
     getattr(pytsk3, n): n.removeprefix("TSK_FS_TYPE_")
@@ -42,10 +49,22 @@ class Partition:
     flags: str
     description: str
     volume_system: str
+    parent: int | None = None   # index of the row this volume lies in (an LV's physical volume); None at the top
+    layer: str = "partition"    # one of LAYERS
+    extents: tuple[tuple[int, int], ...] | None = None  # image ranges in volume order when not [start, start+length)
+
+    def __post_init__(self) -> None:
+        if self.extents is not None:  # a checkpoint's JSON gives lists
+            object.__setattr__(self, "extents", tuple((int(s), int(n)) for s, n in self.extents))
 
     @property
     def walkable(self) -> bool:
         return self.flags == "alloc"
+
+    def image_ranges(self, size: int) -> list[tuple[int, int]]:
+        """The image byte ranges this volume occupies, clipped to an image of ``size`` bytes."""
+        spans = self.extents if self.extents is not None else ((self.start, self.length),)
+        return [(s, min(s + n, size) - s) for s, n in spans if s < min(s + n, size)]
 
 
 def _vs_name(vs: pytsk3.Volume_Info) -> str:
@@ -123,7 +142,8 @@ class BareFilesystem(VolumeSystem):
         except TSK_ERRORS:
             return None
         desc = FS_TYPE_NAMES.get(int(fs.info.ftype), "filesystem")
-        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none")]
+        return [Partition(0, "whole image", 0, ref.size, "alloc", f"{desc} (no partition table)", "none",
+                          layer="disk")]
 
 
 @volume_system
@@ -135,7 +155,8 @@ class BarePhysicalVolume(VolumeSystem):
     def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
         if not lvm.is_physical_volume(img.read, 0):
             return None
-        return [Partition(0, "whole image", 0, ref.size, "alloc", "LVM2 physical volume (no partition table)", "none")]
+        return [Partition(0, "whole image", 0, ref.size, "alloc", "LVM2 physical volume (no partition table)", "none",
+                          layer="lvm-pv")]
 
 
 @volume_system
@@ -151,7 +172,7 @@ class BareEncrypted(VolumeSystem):
         if enc is None:
             return None
         return [Partition(0, "whole image", 0, ref.size, "alloc", f"{enc.kind} encrypted volume (no partition "
-                          "table)", "none")]
+                          "table)", "none", layer=layer_of(enc))]
 
 
 def list_partitions(ref: ImageRef) -> list[Partition]:
@@ -164,9 +185,23 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
     for vs in sorted(VOLUME_SYSTEMS, key=lambda v: (v.PRIORITY, v.NAME)):
         parts = vs.partitions(ref, img)
         if parts is not None:
-            return lvm.expand(parts, img.read, ref.size)
+            return lvm.expand([_encrypted_layer(p, img, ref.size) for p in parts], img.read, ref.size)
     raise ImageError(f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device "
                      "image, or encrypted/wiped")
+
+
+def _encrypted_layer(p: Partition, img: pytsk3.Img_Info, size: int) -> Partition:
+    """A partition whose first sectors announce LUKS/BitLocker/FileVault is that layer (a 4 KiB read)."""
+    if p.flags != "alloc" or p.layer != "partition" or p.start >= size:
+        return p
+    enc = sniff_volume(img.read, p.start, min(p.length, size - p.start))
+    return p if enc is None else replace(p, layer=layer_of(enc))
+
+
+def volume_map(vol: VolumeRef, fs: pytsk3.FS_Info) -> VolumeMap:
+    """How byte offsets in ``fs`` (opened by ``open_fs(vol)``) become image offsets."""
+    inner = getattr(fs, "map", None)
+    return inner if isinstance(inner, VolumeMap) else VolumeMap.linear(vol.offset, vol.length)
 
 
 def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
@@ -179,8 +214,8 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
                                   f"({vol.image.size} bytes): truncated image?")
         n = lvm.lv_number(vol.index)
         if n is not None:
-            media = lvm.open_logical_volume(img.read, vol.offset, vol.image.size - vol.offset, n)
-            return _open_inner(PyImg(media), f"LVM2 logical volume {n}")
+            media, vmap = lvm.open_logical_volume(img.read, vol.offset, vol.image.size - vol.offset, n)
+            return _open_inner(PyImg(media), f"LVM2 logical volume {n}", vmap)
         length = min(vol.length, vol.image.size - vol.offset)
         # a header first: a BitLocker To Go volume is also a valid FAT32 showing only its reader program
         enc = sniff_volume(img.read, vol.offset, length)
@@ -201,23 +236,26 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
 
 class InnerFS(pytsk3.FS_Info):
     """The filesystem inside a volume read through a library (an unlocked volume, an LVM logical volume);
-    ``release`` (by the handle cache) closes that library's handle."""
+    ``release`` (by the handle cache) closes that library's handle; ``map`` turns its offsets into image ones."""
 
-    def __init__(self, img: PyImg) -> None:
+    def __init__(self, img: PyImg, vmap: VolumeMap) -> None:
         super().__init__(img, offset=0)
         self._img = img
+        self.map = vmap
 
     def release(self) -> None:
         self._img.release()
 
 
 def _open_unlocked(enc, img: pytsk3.Img_Info, vol: VolumeRef, length: int, key) -> pytsk3.FS_Info:
-    return _open_inner(PyImg(open_volume(enc, img.read, vol.offset, length, key)), f"{enc.kind} volume unlocked")
+    # the plaintext has no image offset: the image holds only its ciphertext
+    return _open_inner(PyImg(open_volume(enc, img.read, vol.offset, length, key)), f"{enc.kind} volume unlocked",
+                       VolumeMap.none())
 
 
-def _open_inner(inner: PyImg, what: str) -> pytsk3.FS_Info:
+def _open_inner(inner: PyImg, what: str, vmap: VolumeMap) -> pytsk3.FS_Info:
     try:
-        return InnerFS(inner)
+        return InnerFS(inner, vmap)
     except TSK_ERRORS as exc:
         inner.release()
         raise FilesystemError(f"{what}: no filesystem recognised inside ({_oneline(exc)})") from exc

@@ -18,7 +18,7 @@ from triage.rules.errors import FilesystemError
 from triage.workers.image import TSK_ERRORS, _oneline
 from triage.workers.refs import VolumeRef
 from triage.workers.schema import FILES_SCHEMA
-from triage.workers.volumes import fs_type_name, open_fs
+from triage.workers.volumes import fs_type_name, open_fs, volume_map
 
 #: the columns the walk fills; content columns come from the content tasks
 WALK_SCHEMA = pa.schema([FILES_SCHEMA.field(n) for n in (
@@ -71,6 +71,7 @@ class _Walker:
         self.fs = fs
         self.ntfs = fs_type_name(fs) == "NTFS"
         self.block = int(fs.info.block_size)
+        self.map = volume_map(vol, fs)  # volume byte -> image byte (None inside an unlocked encrypted volume)
         self.cols: dict[str, list] = {f.name: [] for f in WALK_SCHEMA}
         self.runs: list[tuple[int, int]] = []
 
@@ -94,12 +95,12 @@ class _Walker:
             for run in runs:
                 if int(run.flags) & (pytsk3.TSK_FS_ATTR_RUN_FLAG_FILLER | pytsk3.TSK_FS_ATTR_RUN_FLAG_SPARSE):
                     continue
-                start = self.vol.offset + int(run.addr) * self.block
+                rel = int(run.addr) * self.block
                 key = (int(attr.info.type), int(attr.info.id))
                 if key not in first and int(run.offset) == 0:
-                    first[key] = start
+                    first[key] = self.map.offset(rel)
                 if allocated and run.len:
-                    self.runs.append((start, int(run.len) * self.block))
+                    self.runs.extend(self.map.ranges(rel, int(run.len) * self.block))
         return first
 
     def allocated(self) -> tuple[tuple[int, int], ...]:

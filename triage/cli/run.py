@@ -24,7 +24,7 @@ EXAMPLE = """examples:
   triage run seized/laptop.E01 -o results/laptop
   triage run usb.001 phone.dd -o results/ --workers 4        # several images: one sub-directory each
   triage run disk.raw -o out --scheduler tcp://10.0.0.5:8786  # workers must see the image path too
-  triage run laptop.E01 -o out --key 3=passphrase:'s3cret'     # unlock the LUKS1/BitLocker partition 3
+  triage run laptop.E01 -o out --key 3=passphrase:'s3cret'     # unlock the LUKS/BitLocker partition 3
 
 resuming: an interrupted run (crash, Ctrl-C, lost cluster) leaves its finished tasks in OUT/.work;
 the same command again continues from them and writes byte-identical tables. Checkpoints made
@@ -38,7 +38,7 @@ or files could not be read; 5 no cluster; 6 an E01's stored hash does not match 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="triage device images now and write the results",
                        description="Open each image (raw, split raw .001, E01, VMDK, VHD, VHDX, QCOW2, bare "
-                       "filesystem; LVM2 logical volumes; encrypted partitions reported, LUKS1/BitLocker unlocked "
+                       "filesystem; LVM2 logical volumes; encrypted partitions reported, LUKS1/2 and BitLocker unlocked "
                        "with --key), walk every "
                        "partition's files incl. deleted and orphan ones, hash and type every file, and write "
                        "OUT/files.parquet, OUT/volumes.parquet, OUT/image.json and OUT/summary.json.",
@@ -119,7 +119,7 @@ def add_carve_options(p: argparse.ArgumentParser) -> None:
 def add_key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", action="append", default=[], metavar="PARTITION=SECRET", type=key_arg,
                    help="unlock an encrypted partition (index as in volumes.parquet): PARTITION=passphrase:TEXT, "
-                   "PARTITION=recovery:NNNNNN-... (BitLocker) or PARTITION=keyfile:PATH; repeatable. LUKS1 and "
+                   "PARTITION=recovery:NNNNNN-... (BitLocker) or PARTITION=keyfile:PATH; repeatable. LUKS1/2 and "
                    "BitLocker are unlocked; keys are sent to the workers directly, never logged or audited")
 
 

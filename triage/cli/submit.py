@@ -6,11 +6,19 @@ import argparse
 import sys
 
 from triage.cli.jobs import EXIT_CODES, PRIORITY_CHOICES, add_home, add_json, open_audit, open_queue, print_json
+from triage.cli.run import key_arg
+from triage.keystore import KeyStore
+from triage.rules.home import state_dir
 
 EXAMPLE = f"""examples:
   triage submit seized/laptop.E01 --case OP-2291 --exhibit JB/1 --priority high
   triage submit usb.001 --case OP-2291 --exhibit JB/2 --priority low --examiner "DC Shaw" --note "found in car"
   triage submit disk1.dd disk2.dd --case OP-2291 --exhibit JB/3   # one job for both disks of one exhibit
+  triage submit laptop.dd --case OP-2291 --exhibit JB/4 --priority high --key 3=keyfile:/media/usb/luks.pass
+
+A --key is kept in <home>/keys/<job id>.keys (readable by you only), never in the queue,
+the audit log or the results; the dispatcher hands it to its workers and wipes the file
+when the job is done, failed or cancelled (a retried job needs --key again).
 
 Each image is checked (exists, readable, recognised format) and the job id is printed.
 Submitting the same images for the same case and exhibit while the first job is still
@@ -30,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--priority", required=True, choices=PRIORITY_CHOICES)
     p.add_argument("--examiner", metavar="NAME", default=None, help="examiner responsible")
     p.add_argument("--note", metavar="TEXT", default=None, help="free text kept with the job")
+    p.add_argument("--key", action="append", default=[], metavar="PARTITION=SECRET", type=key_arg,
+                   help="unlock an encrypted partition (index as in volumes.parquet): PARTITION=passphrase:TEXT, "
+                   "PARTITION=recovery:NNNNNN-... (BitLocker) or PARTITION=keyfile:PATH; repeatable. Prefer "
+                   "keyfile: a passphrase on the command line shows in the process list and shell history")
     add_home(p)
     add_json(p, "the job")
     p.set_defaults(func=run)
@@ -43,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
                "formats": list(job.image_formats), "sizes": list(job.image_sizes), "size": job.image_size}
     if job.existed:
         details["already_queued"] = True
+    if args.key:
+        KeyStore(state_dir(args.home)).put(job.id, args.key)
+        details["keys_for_partitions"] = sorted(i for i, _ in args.key)  # which, never what
     log.append_job("submit", job, details=details)
     if args.json:
         print_json({**job.to_dict(), "existed": job.existed})
