@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import io
 import mimetypes
+import re
 import struct
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -47,26 +49,75 @@ _EQUIVALENT = {
 
 _local = threading.local()
 
+#: descriptions whose MIME type libmagic's own logic fixes, so the second (MIME-mode) call is not
+#: made. "data" is what libmagic says when no test matched (MIME mode: application/octet-stream);
+#: an encoding name plus " text" with nothing before it is ascmagic's answer for text no soft
+#: test recognised (MIME mode: text/plain). Only the encodings checked against libmagic's
+#: MIME mode are listed: a UTF-16 SubRip file is described "Unicode text, UTF-16, little-endian"
+#: yet typed application/x-subrip (tests/workers/test_typing.py holds such traps).
+_DERIVED = (
+    (re.compile(r"data"), "application/octet-stream"),
+    (re.compile(r"(ASCII|Unicode text, UTF-8( \(with BOM\))?|ISO-8859|Non-ISO extended-ASCII) text"
+                r"(, with (very long lines \(\d+\)|no line terminators|escape sequences|overstriking|"
+                r"(CRLF|CR|LF|NEL)(, (CRLF|CR|LF|NEL))* line terminators))*"), "text/plain"),
+)
+#: answers remembered per worker thread, keyed by the content's sha256 (identical files, and a
+#: carved object that is also an allocated file, are typed once); two short strings an entry
+TYPE_CACHE_ENTRIES = 1 << 14
 
-def _magic():
-    """(mime, description) libmagic handles, one pair per worker thread: libmagic is not thread-safe."""
-    pair = getattr(_local, "magic", None)
-    if pair is None:
+
+class _Typer:
+    """libmagic handles of one worker thread (libmagic is not thread-safe), their cache and counters."""
+
+    def __init__(self) -> None:
         import magic
 
-        pair = (magic.Magic(mime=True), magic.Magic())
-        _local.magic = pair
-    return pair
+        self.mime_m, self.desc_m = magic.Magic(mime=True), magic.Magic()
+        self.cache: OrderedDict[tuple[str, int, str | None], tuple[str, str]] = OrderedDict()
+        self.calls = self.hits = self.files = 0
+
+    def type(self, head: bytes, known_mime: str | None, key: str | None) -> tuple[str, str]:
+        self.files += 1
+        ck = (key, len(head), known_mime) if key is not None else None
+        if ck is not None and (hit := self.cache.get(ck)) is not None:
+            self.cache.move_to_end(ck)
+            self.hits += 1
+            return hit
+        desc = self.desc_m.from_buffer(head)
+        self.calls += 1
+        mime = known_mime or next((m for rx, m in _DERIVED if rx.fullmatch(desc)), None)
+        if mime is None:
+            mime = self.mime_m.from_buffer(head)
+            self.calls += 1
+        if ck is not None:
+            self.cache[ck] = (mime, desc)
+            if len(self.cache) > TYPE_CACHE_ENTRIES:
+                self.cache.popitem(last=False)
+        return mime, desc
 
 
-def magic_type(head: bytes, known_mime: str | None = None) -> tuple[str, str]:
+def _typer() -> _Typer:
+    typer = getattr(_local, "typer", None)
+    if typer is None:
+        typer = _local.typer = _Typer()
+    return typer
+
+
+def typing_stats() -> dict[str, int]:
+    """This thread's typing counters: files typed, libmagic calls made, answers from the cache."""
+    t = _typer()
+    return {"files": t.files, "libmagic_calls": t.calls, "cache_hits": t.hits}
+
+
+def magic_type(head: bytes, known_mime: str | None = None, key: str | None = None) -> tuple[str, str]:
     """(MIME type, description) of content starting with ``head`` (a bounded prefix).
 
-    ``known_mime``: the type a carver already established by validating the structure;
-    libmagic is then asked only for the description.
+    One libmagic call (the description) where the MIME type follows from it or is
+    ``known_mime`` (the type a carver established by validating the structure), two
+    otherwise. ``key``: the whole content's sha256, under which the answer is
+    remembered; the same content is never typed twice by one worker thread.
     """
-    mime_m, desc_m = _magic()
-    return (known_mime or mime_m.from_buffer(head)), desc_m.from_buffer(head)
+    return _typer().type(head, known_mime, key)
 
 
 def ext_mismatch(name: str, mime: str | None) -> bool | None:
@@ -206,9 +257,9 @@ def finish(d: Digest, name: str, mime: str | None = None, magic: str | None = No
     head); ``known_mime``: the type a carver established.
     """
     readable = not d.status.startswith("unreadable")
-    if readable and mime is None:
-        mime, magic = magic_type(d.head or b"", known_mime)
     digests = d.hashes.hexdigests() if readable else {}
+    if readable and mime is None:
+        mime, magic = magic_type(d.head or b"", known_mime, digests.get("sha256"))
     phash, status = None, d.status
     if readable and mime.startswith("image/") and d.picture is not None and status == "ok":
         phash, why = perceptual_hash(b"".join(d.picture), d.opts.max_image_pixels)
