@@ -62,19 +62,40 @@ _DERIVED = (
                 r"(CRLF|CR|LF|NEL)(, (CRLF|CR|LF|NEL))* line terminators))*"), "text/plain"),
 )
 #: answers remembered per worker thread, keyed by the content's sha256 (identical files, and a
-#: carved object that is also an allocated file, are typed once); two short strings an entry
-TYPE_CACHE_ENTRIES = 1 << 14
+#: carved object that is also an allocated file, are typed and pHashed once); short strings
+ANSWER_CACHE_ENTRIES = 1 << 14
 
 
-class _Typer:
-    """libmagic handles of one worker thread (libmagic is not thread-safe), their cache and counters."""
+def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > ANSWER_CACHE_ENTRIES:
+        cache.popitem(last=False)
+
+
+class _Known:
+    """What one worker thread already knows about content it digested: libmagic's answers (its
+    handles live here: libmagic is not thread-safe) and pHashes, by content, with counters."""
 
     def __init__(self) -> None:
         import magic
 
         self.mime_m, self.desc_m = magic.Magic(mime=True), magic.Magic()
         self.cache: OrderedDict[tuple[str, int, str | None], tuple[str, str]] = OrderedDict()
-        self.calls = self.hits = self.files = 0
+        self.phashes: OrderedDict[tuple[str, int], tuple[str | None, str | None]] = OrderedDict()
+        self.calls = self.hits = self.files = self.pictures = self.phash_hits = 0
+
+    def phash(self, data: Callable[[], bytes], max_pixels: int, key: str | None) -> tuple[str | None, str | None]:
+        """:func:`perceptual_hash` of ``data()``, joined and decoded only for content not seen before."""
+        self.pictures += 1
+        ck = (key, max_pixels) if key is not None else None
+        if ck is not None and (hit := self.phashes.get(ck)) is not None:
+            self.phashes.move_to_end(ck)
+            self.phash_hits += 1
+            return hit
+        answer = perceptual_hash(data(), max_pixels)
+        if ck is not None:
+            _remember(self.phashes, ck, answer)
+        return answer
 
     def type(self, head: bytes, known_mime: str | None, key: str | None) -> tuple[str, str]:
         self.files += 1
@@ -90,23 +111,23 @@ class _Typer:
             mime = self.mime_m.from_buffer(head)
             self.calls += 1
         if ck is not None:
-            self.cache[ck] = (mime, desc)
-            if len(self.cache) > TYPE_CACHE_ENTRIES:
-                self.cache.popitem(last=False)
+            _remember(self.cache, ck, (mime, desc))
         return mime, desc
 
 
-def _typer() -> _Typer:
-    typer = getattr(_local, "typer", None)
-    if typer is None:
-        typer = _local.typer = _Typer()
-    return typer
+def _known() -> _Known:
+    known = getattr(_local, "known", None)
+    if known is None:
+        known = _local.known = _Known()
+    return known
 
 
 def typing_stats() -> dict[str, int]:
-    """This thread's typing counters: files typed, libmagic calls made, answers from the cache."""
-    t = _typer()
-    return {"files": t.files, "libmagic_calls": t.calls, "cache_hits": t.hits}
+    """This thread's counters: files typed, libmagic calls made, typing answers from the cache,
+    pictures pHashed and pHashes from the cache."""
+    k = _known()
+    return {"files": k.files, "libmagic_calls": k.calls, "cache_hits": k.hits, "pictures": k.pictures,
+            "phash_hits": k.phash_hits}
 
 
 def magic_type(head: bytes, known_mime: str | None = None, key: str | None = None) -> tuple[str, str]:
@@ -117,7 +138,7 @@ def magic_type(head: bytes, known_mime: str | None = None, key: str | None = Non
     otherwise. ``key``: the whole content's sha256, under which the answer is
     remembered; the same content is never typed twice by one worker thread.
     """
-    return _typer().type(head, known_mime, key)
+    return _known().type(head, known_mime, key)
 
 
 def ext_mismatch(name: str, mime: str | None) -> bool | None:
@@ -262,7 +283,8 @@ def finish(d: Digest, name: str, mime: str | None = None, magic: str | None = No
         mime, magic = magic_type(d.head or b"", known_mime, digests.get("sha256"))
     phash, status = None, d.status
     if readable and mime.startswith("image/") and d.picture is not None and status == "ok":
-        phash, why = perceptual_hash(b"".join(d.picture), d.opts.max_image_pixels)
+        picture = d.picture
+        phash, why = _known().phash(lambda: b"".join(picture), d.opts.max_image_pixels, digests.get("sha256"))
         if why and "decompression bomb" in why:
             status = why  # content was read; an image that does not decode just has no pHash
     return {

@@ -117,3 +117,18 @@ def test_the_same_content_is_typed_once(samples: dict[str, bytes]) -> None:
     d = stream(Digest(len(other), opts), lambda pos, n: other[pos:pos + n], len(other))
     finish(d, "page2.html")
     assert typing_stats()["libmagic_calls"] - after["libmagic_calls"] == 2  # other content: typed again
+
+
+def test_the_same_picture_is_phashed_once(samples: dict[str, bytes]) -> None:
+    """A picture seen before by this worker thread (same sha256) is not decoded again."""
+    opts = ContentOptions(chunk_bytes=1 << 16, magic_bytes=8192, max_image_bytes=1 << 20, max_image_pixels=10**6)
+    data = samples["png"]
+    before = typing_stats()
+    rows = [finish(stream(Digest(len(data), opts), lambda pos, n: data[pos:pos + n], len(data)), f"{i}.png")
+            for i in range(3)]
+    after = typing_stats()
+    assert rows[0]["phash"] is not None and rows[0]["phash"] == rows[1]["phash"] == rows[2]["phash"]
+    assert (after["pictures"] - before["pictures"], after["phash_hits"] - before["phash_hits"]) == (3, 2)
+    jpeg = samples["jpeg"]
+    row = finish(stream(Digest(len(jpeg), opts), lambda pos, n: jpeg[pos:pos + n], len(jpeg)), "x.jpg")
+    assert row["phash"] is not None and typing_stats()["phash_hits"] == after["phash_hits"]
