@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from triage.rules.errors import TriageError
-from triage.workers.carve.scanner import scan
+from triage.workers.carve.scanner import iter_scan
+from triage.workers.carve.spancache import SpanCache
 from triage.workers.content import Rows
 from triage.workers.digest import Digest, finish, stream
 from triage.workers.image import open_image
@@ -66,9 +67,10 @@ def carved_name(offset: int, extension: str) -> str:
 
 
 def carve_chunk(chunk: CarveChunk) -> pa.RecordBatch:
-    reader = ImageReader(chunk.image)
+    # each object is digested as soon as it is found, from the spans the scan and its carver just read
+    reader = SpanCache(ImageReader(chunk.image))
     rows = Rows(FILES_SCHEMA)
-    for obj in scan(reader, chunk.start, chunk.end, chunk.overlap):
+    for obj in iter_scan(reader, chunk.start, chunk.end, chunk.overlap):
         name = carved_name(obj.offset, obj.extension)
         sink = None
         if chunk.extract_dir is not None:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import io
 import mimetypes
+import re
 import struct
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -47,26 +49,96 @@ _EQUIVALENT = {
 
 _local = threading.local()
 
+#: descriptions whose MIME type libmagic's own logic fixes, so the second (MIME-mode) call is not
+#: made. "data" is what libmagic says when no test matched (MIME mode: application/octet-stream);
+#: an encoding name plus " text" with nothing before it is ascmagic's answer for text no soft
+#: test recognised (MIME mode: text/plain). Only the encodings checked against libmagic's
+#: MIME mode are listed: a UTF-16 SubRip file is described "Unicode text, UTF-16, little-endian"
+#: yet typed application/x-subrip (tests/workers/test_typing.py holds such traps).
+_DERIVED = (
+    (re.compile(r"data"), "application/octet-stream"),
+    (re.compile(r"(ASCII|Unicode text, UTF-8( \(with BOM\))?|ISO-8859|Non-ISO extended-ASCII) text"
+                r"(, with (very long lines \(\d+\)|no line terminators|escape sequences|overstriking|"
+                r"(CRLF|CR|LF|NEL)(, (CRLF|CR|LF|NEL))* line terminators))*"), "text/plain"),
+)
+#: answers remembered per worker thread, keyed by the content's sha256 (identical files, and a
+#: carved object that is also an allocated file, are typed and pHashed once); short strings
+ANSWER_CACHE_ENTRIES = 1 << 14
 
-def _magic():
-    """(mime, description) libmagic handles, one pair per worker thread: libmagic is not thread-safe."""
-    pair = getattr(_local, "magic", None)
-    if pair is None:
+
+def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > ANSWER_CACHE_ENTRIES:
+        cache.popitem(last=False)
+
+
+class _Known:
+    """What one worker thread already knows about content it digested: libmagic's answers (its
+    handles live here: libmagic is not thread-safe) and pHashes, by content, with counters."""
+
+    def __init__(self) -> None:
         import magic
 
-        pair = (magic.Magic(mime=True), magic.Magic())
-        _local.magic = pair
-    return pair
+        self.mime_m, self.desc_m = magic.Magic(mime=True), magic.Magic()
+        self.cache: OrderedDict[tuple[str, int, str | None], tuple[str, str]] = OrderedDict()
+        self.phashes: OrderedDict[tuple[str, int], tuple[str | None, str | None]] = OrderedDict()
+        self.calls = self.hits = self.files = self.pictures = self.phash_hits = 0
+
+    def phash(self, data: Callable[[], bytes], max_pixels: int, key: str | None) -> tuple[str | None, str | None]:
+        """:func:`perceptual_hash` of ``data()``, joined and decoded only for content not seen before."""
+        self.pictures += 1
+        ck = (key, max_pixels) if key is not None else None
+        if ck is not None and (hit := self.phashes.get(ck)) is not None:
+            self.phashes.move_to_end(ck)
+            self.phash_hits += 1
+            return hit
+        answer = perceptual_hash(data(), max_pixels)
+        if ck is not None:
+            _remember(self.phashes, ck, answer)
+        return answer
+
+    def type(self, head: bytes, known_mime: str | None, key: str | None) -> tuple[str, str]:
+        self.files += 1
+        ck = (key, len(head), known_mime) if key is not None else None
+        if ck is not None and (hit := self.cache.get(ck)) is not None:
+            self.cache.move_to_end(ck)
+            self.hits += 1
+            return hit
+        desc = self.desc_m.from_buffer(head)
+        self.calls += 1
+        mime = known_mime or next((m for rx, m in _DERIVED if rx.fullmatch(desc)), None)
+        if mime is None:
+            mime = self.mime_m.from_buffer(head)
+            self.calls += 1
+        if ck is not None:
+            _remember(self.cache, ck, (mime, desc))
+        return mime, desc
 
 
-def magic_type(head: bytes, known_mime: str | None = None) -> tuple[str, str]:
+def _known() -> _Known:
+    known = getattr(_local, "known", None)
+    if known is None:
+        known = _local.known = _Known()
+    return known
+
+
+def typing_stats() -> dict[str, int]:
+    """This thread's counters: files typed, libmagic calls made, typing answers from the cache,
+    pictures pHashed and pHashes from the cache."""
+    k = _known()
+    return {"files": k.files, "libmagic_calls": k.calls, "cache_hits": k.hits, "pictures": k.pictures,
+            "phash_hits": k.phash_hits}
+
+
+def magic_type(head: bytes, known_mime: str | None = None, key: str | None = None) -> tuple[str, str]:
     """(MIME type, description) of content starting with ``head`` (a bounded prefix).
 
-    ``known_mime``: the type a carver already established by validating the structure;
-    libmagic is then asked only for the description.
+    One libmagic call (the description) where the MIME type follows from it or is
+    ``known_mime`` (the type a carver established by validating the structure), two
+    otherwise. ``key``: the whole content's sha256, under which the answer is
+    remembered; the same content is never typed twice by one worker thread.
     """
-    mime_m, desc_m = _magic()
-    return (known_mime or mime_m.from_buffer(head)), desc_m.from_buffer(head)
+    return _known().type(head, known_mime, key)
 
 
 def ext_mismatch(name: str, mime: str | None) -> bool | None:
@@ -206,12 +278,13 @@ def finish(d: Digest, name: str, mime: str | None = None, magic: str | None = No
     head); ``known_mime``: the type a carver established.
     """
     readable = not d.status.startswith("unreadable")
-    if readable and mime is None:
-        mime, magic = magic_type(d.head or b"", known_mime)
     digests = d.hashes.hexdigests() if readable else {}
+    if readable and mime is None:
+        mime, magic = magic_type(d.head or b"", known_mime, digests.get("sha256"))
     phash, status = None, d.status
     if readable and mime.startswith("image/") and d.picture is not None and status == "ok":
-        phash, why = perceptual_hash(b"".join(d.picture), d.opts.max_image_pixels)
+        picture = d.picture
+        phash, why = _known().phash(lambda: b"".join(picture), d.opts.max_image_pixels, digests.get("sha256"))
         if why and "decompression bomb" in why:
             status = why  # content was read; an image that does not decode just has no pHash
     return {

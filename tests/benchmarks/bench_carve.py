@@ -7,9 +7,9 @@ nothing about time:
     /work/venv/bin/python tests/benchmarks/bench_carve.py --size-gib 0.25 # quick look
     /work/venv/bin/python tests/benchmarks/bench_carve.py --tools triage,foremost
     .venv/bin/python tests/benchmarks/bench_carve.py --tools triage,fiwalk,foremost
-                                # issue #11: the run against fiwalk -f -X + foremost one after the other.
-                                # Its >= 10,000 objects need a denser recipe than this one: at 1000/GiB
-                                # the 0.25 GiB image's tail region already cannot hold its share
+                                # issue #11: the run against fiwalk -f -X + foremost one after the other
+    .venv/bin/python tests/benchmarks/bench_carve.py --tools triage,fiwalk,foremost --size-gib 1 \\
+        --objects-per-gib 11000 --dense  # ... on a device with >= 10,000 carvable objects
 
 The image (cached under /work/benchdata/carve/, rebuilt when the recipe changes) is an
 MBR disk: a big ext4 with allocated files (some of them JPEG/PNG/PDF/DOCX/SQLite), a gap
@@ -87,26 +87,29 @@ def fixtures() -> Any:
 # ---------------------------------------------------------------- the image
 
 
-def make_object(kind: str, rnd: random.Random) -> bytes:
+def make_object(kind: str, rnd: random.Random, dense: bool = False) -> bytes:
+    """One object of ``kind``; ``dense``: the small-object profile (tens of KB on average, the way a
+    phone's thumbnails, icons, chat databases and small documents are), so that >= 10,000 fit in 1 GiB."""
     c = fixtures().carving
     seed = rnd.randrange(1 << 30)
     if kind == "jpeg":
-        w = int(math.exp(rnd.uniform(math.log(48), math.log(1800))))
+        w = int(math.exp(rnd.uniform(math.log(48), math.log(640 if dense else 1800))))
         return c.jpeg(seed, (w, max(8, w * 3 // 4)), quality=rnd.randint(60, 95), progressive=rnd.random() < 0.2,
                       thumbnail=w >= 160 and rnd.random() < 0.25)
     if kind == "png":
-        w = int(math.exp(rnd.uniform(math.log(16), math.log(700))))
+        w = int(math.exp(rnd.uniform(math.log(16), math.log(300 if dense else 700))))
         return c.png(seed, (w, max(4, w * 3 // 4)))
     if kind == "gif":
         w = int(math.exp(rnd.uniform(math.log(16), math.log(320))))
         return c.gif(seed, (w, max(4, w * 3 // 4)), frames=rnd.randint(1, 4))
     if kind == "pdf":
-        return c.pdf(seed, rnd.randint(1, 12), update=rnd.random() < 0.2, filler=rnd.randint(0, 40000))
+        return c.pdf(seed, rnd.randint(1, 4 if dense else 12), update=rnd.random() < 0.2,
+                     filler=rnd.randint(0, 8000 if dense else 40000))
     if kind == "zip":
-        return c.zip_archive(seed, rnd.randint(1, 20), rnd.randint(500, 60000))
+        return c.zip_archive(seed, rnd.randint(1, 6 if dense else 20), rnd.randint(500, 8000 if dense else 60000))
     if kind == "docx":
-        return c.docx(seed, rnd.randint(5, 3000))
-    return c.sqlite_db(seed, rnd.randint(20, 15000), rnd.choice([512, 1024, 4096]))
+        return c.docx(seed, rnd.randint(5, 300 if dense else 3000))
+    return c.sqlite_db(seed, rnd.randint(20, 1500 if dense else 15000), rnd.choice([512, 1024, 4096]))
 
 
 def layout(total: int) -> dict[str, tuple[int, int]]:
@@ -186,11 +189,12 @@ class Region:
                              "aligned": aligned})
 
 
-def objects_for(count: int, rnd: random.Random, truncated_share: float = 0.08) -> list[tuple[str, bytes, bool]]:
+def objects_for(count: int, rnd: random.Random, truncated_share: float = 0.08,
+                dense: bool = False) -> list[tuple[str, bytes, bool]]:
     kinds = rnd.choices(list(KINDS), weights=list(KINDS.values()), k=count)
     out = []
     for kind in kinds:
-        data = make_object(kind, rnd)
+        data = make_object(kind, rnd, dense)
         if rnd.random() < truncated_share:
             out.append((kind, data[: max(64, int(len(data) * rnd.uniform(0.3, 0.9)))], False))
         else:
@@ -198,7 +202,7 @@ def objects_for(count: int, rnd: random.Random, truncated_share: float = 0.08) -
     return out
 
 
-def build(path: Path, size_gib: float, seed: int, per_gib: int) -> dict:
+def build(path: Path, size_gib: float, seed: int, per_gib: int, dense: bool = False) -> dict:
     F = fixtures()
     mkfs, carving = F.mkfs, F.carving
     rnd = random.Random(seed)
@@ -250,6 +254,9 @@ def build(path: Path, size_gib: float, seed: int, per_gib: int) -> dict:
         start, length = L[name]
         regions[name] = Region(name, disk, 0, [(start, length)], rnd)
 
+    if dense:  # objects in proportion to each region's free space, so the small tail holds its share
+        free = {name: sum(length for _, length in r.runs) for name, r in regions.items()}
+        share = {name: f / sum(free.values()) for name, f in free.items()}
     random_bytes = 0
     for name, region in regions.items():
         random_bytes += region.background(0.35 if name in ("ext4", "fat") else 0.5)
@@ -257,7 +264,7 @@ def build(path: Path, size_gib: float, seed: int, per_gib: int) -> dict:
         straddle = []
         if name == "gap" and L["gap"][1] > 64 * MIB:
             straddle = [L["gap"][0] + 64 * MIB]  # the default chunk size, from the extent's start
-        region.plant(objects_for(count, rnd), straddle)
+        region.plant(objects_for(count, rnd, dense=dense), straddle)
         print(f"  {name}: {count} objects planted ({time.perf_counter() - t0:.0f} s)", flush=True)
     mkfs.place(disk, ext, L["ext4"][0] // SECTOR)
     mkfs.place(disk, fat, L["fat"][0] // SECTOR)
@@ -276,13 +283,13 @@ def build(path: Path, size_gib: float, seed: int, per_gib: int) -> dict:
     return truth
 
 
-def image(size_gib: float, seed: int, per_gib: int, rebuild: bool) -> tuple[Path, dict]:
+def image(size_gib: float, seed: int, per_gib: int, rebuild: bool, dense: bool = False) -> tuple[Path, dict]:
     ROOT.mkdir(parents=True, exist_ok=True)
-    stem = f"carve-{size_gib:g}g-s{seed}-n{per_gib}-r{RECIPE}"
+    stem = f"carve-{size_gib:g}g-s{seed}-n{per_gib}-r{RECIPE}{'-dense' if dense else ''}"
     path, meta = ROOT / f"{stem}.raw", ROOT / f"{stem}.json"
     if rebuild or not (path.exists() and meta.exists()):
         print(f"building {path} ...", flush=True)
-        truth = build(path, size_gib, seed, per_gib)
+        truth = build(path, size_gib, seed, per_gib, dense)
         meta.write_text(json.dumps(truth))
     return path, json.loads(meta.read_text())
 
@@ -460,13 +467,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-gib", type=float, default=2.0)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--objects-per-gib", type=int, default=300)
+    ap.add_argument("--dense", action="store_true",
+                    help="small objects, spread by free space: with --size-gib 1 --objects-per-gib 11000 the "
+                         "issue #11 device of >= 10,000 carvable objects")
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the image even if cached")
     ap.add_argument("--repeats", type=int, default=1, help="runs per tool; the fastest is shown")
     ap.add_argument("--keep", action="store_true", help="keep the tools' outputs under /work/benchdata/carve/runs")
     args = ap.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
-    img, truth = image(args.size_gib, args.seed, args.objects_per_gib, args.rebuild)
+    img, truth = image(args.size_gib, args.seed, args.objects_per_gib, args.rebuild, args.dense)
     whole = [p for p in truth["planted"] if p["whole"]]
     print(f"\nimage {img} ({truth['size'] / GIB:.2f} GiB): {len(truth['planted'])} objects planted, "
           f"{len(whole)} whole ({sum(p['length'] for p in whole) / MIB:.0f} MiB), "

@@ -308,11 +308,14 @@ def print_phases(image: Path, runs: Path, size: int, per_byte: dict[str, float],
         print(f"  {label:<48} {cpu:8.2f} CPU s")
     n_img = stats.stats  # type: ignore[attr-defined]
     calls = {fn: nc for (f, _, fn), (_, nc, _, _, _) in n_img.items()
-             if (fn == "phash_file" and "rules/phash.py" in f) or (fn == "from_buffer" and "magic" in f)}
+             if (fn == "phash_file" and "rules/phash.py" in f) or (fn == "from_buffer" and "magic" in f)
+             or (fn == "magic_type" and "workers/digest.py" in f)}
+    where = {"phash_file": "rules/phash.py", "from_buffer": "magic", "magic_type": "workers/digest.py"}
     for fn, nc in sorted(calls.items()):
-        cpu = inline._ct(stats, "rules/phash.py" if fn == "phash_file" else "magic", (fn,))
+        cpu = inline._ct(stats, where[fn], (fn,))
         print(f"  per call: {fn} {nc} calls, {1000 * cpu / max(nc, 1):.3f} CPU ms each"
-              + (" (two calls per file: MIME type and description)" if fn == "from_buffer" else ""))
+              + (f" ({nc / max(calls.get('magic_type', 0), 1):.2f} libmagic calls per file typed)"
+                 if fn == "from_buffer" else ""))
 
 
 def compare_double(args: argparse.Namespace, base: dict, runs: Path) -> None:

@@ -16,7 +16,8 @@ from triage.workers.carve.registry import (
     UnknownCarverError,
     carver,
 )
-from triage.workers.carve.scanner import Carved, scan
+from triage.workers.carve.scanner import Carved, iter_scan, scan
+from triage.workers.carve.spancache import SpanCache
 
 __all__ = [
     "CARVERS",
@@ -27,7 +28,9 @@ __all__ = [
     "FileReader",
     "Match",
     "Reader",
+    "SpanCache",
     "UnknownCarverError",
     "carver",
+    "iter_scan",
     "scan",
 ]

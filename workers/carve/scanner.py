@@ -167,6 +167,21 @@ def scan(
     and the first that validates wins, so the output is deterministic. Memory is
     about ``window`` plus one carver's bounded buffers, whatever the extent size.
     """
+    return list(iter_scan(reader, start, end, overlap, carvers, window=window))
+
+
+def iter_scan(
+    reader: Reader,
+    start: int = 0,
+    end: int | None = None,
+    overlap: int = 0,
+    carvers: Iterable[str] | None = None,
+    *,
+    window: int = DEFAULT_WINDOW,
+) -> Iterator[Carved]:
+    """:func:`scan`, one object at a time as it is found, so the caller digests it while its bytes
+    are still the ones just scanned and validated (with a :class:`~triage.workers.carve.spancache.
+    SpanCache` reader: without reading them from the image again)."""
     end = reader.size if end is None else min(end, reader.size)
     if start < 0 or overlap < 0 or window <= 0:
         raise TriageError(f"scan: invalid range (start={start}, overlap={overlap}, window={window})")
@@ -176,11 +191,11 @@ def scan(
         for h in c.HEADERS:
             by_header.setdefault(h, []).append(c)
     if not by_header or start >= end:
-        return []
+        return
     lookahead = max(len(h) for h in by_header) - 1
     headers = finder(tuple(sorted(by_header)))
 
-    found: list[Carved] = []
+    found = 0
     resume = max(0, start - overlap)  # next offset a candidate may start at
     w = resume
     while w < end:
@@ -198,13 +213,13 @@ def scan(
             if hit is None:
                 continue
             if offset >= start:
-                found.append(hit)
+                found += 1
+                yield hit
             resume = hit.end
             if resume >= wend:
                 break
         w = max(wend, resume)
-    log.debug("scan [%d, %d) overlap %d: %d objects", start, end, overlap, len(found))
-    return found
+    log.debug("scan [%d, %d) overlap %d: %d objects", start, end, overlap, found)
 
 
 def _validate(reader: Reader, offset: int, candidates: list[Carver]) -> Carved | None:

@@ -1,0 +1,134 @@
+"""Typing with libmagic: one call where the MIME type follows from the description, answers remembered by content.
+
+The oracle is the `file` command (the same libmagic database fiwalk uses), run on
+the very bytes typed, so a derived MIME type that drifts from libmagic's own fails here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from triage.workers.digest import Digest, finish, magic_type, stream, typing_stats
+from triage.workers.refs import ContentOptions
+
+
+def _picture(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise((64, 48), 40).convert("RGB").save(out, fmt)
+    return out.getvalue()
+
+
+def _samples() -> dict[str, bytes]:
+    rnd = random.Random(11)
+    words = "ledger invoice wire offshore courier warehouse".split()
+    line = " ".join(rnd.choice(words) for _ in range(12))
+    return {
+        "ascii": (line + "\n").encode() * 40,
+        "crlf": (line + "\r\n").encode() * 40,
+        "cr": (line + "\r").encode() * 40,
+        "mixed-terminators": (line + "\r\n" + line + "\n").encode() * 20,
+        "no-terminator": line.encode(),
+        "long-lines": (line * 60 + "\n").encode() * 3,
+        "utf8": ("café résumé naïve " + line + "\n").encode() * 30,
+        "utf8-bom": b"\xef\xbb\xbf" + ("café " + line + "\n").encode() * 30,
+        "iso-8859": ("café résumé " + line + "\n").encode("latin-1") * 30,
+        "extended-ascii": (line + "\n").encode() * 20 + b"\x80\x81\x8d smart \x93quotes\x94\n",
+        "escapes": (line + "\x1b[1mbold\x1b[0m\n").encode() * 20,
+        "overstrike": ("b\bbo\bol\bld " + line + "\n").encode() * 20,
+        # traps: text that libmagic types as something other than text/plain
+        "html": b"<!DOCTYPE html>\n<html><head><title>x</title></head><body>" + line.encode() + b"</body></html>\n",
+        "csv": "".join(f"{i},{rnd.choice(words)},{rnd.random():.4f}\n" for i in range(60)).encode(),
+        "json": json.dumps({"rows": [{"id": i, "w": rnd.choice(words)} for i in range(40)]}).encode(),
+        "python": b"#!/usr/bin/env python3\nimport sys\n\ndef main():\n    print(sys.argv)\n",
+        "troff": b".TH TRIAGE 1\n.SH NAME\ntriage \\- evidence\n.SH SYNOPSIS\n" * 5,
+        "subrip-utf16": "1\r\n00:00:01,000 --> 00:00:02,000\r\nhello\r\n\r\n".encode("utf-16"),
+        "utf16-text": ("\ufeff" + line + "\n").encode("utf-16-le") * 10,
+        "random": rnd.randbytes(5000),
+        "zeros": bytes(3000),
+        "jpeg": _picture("JPEG"),
+        "png": _picture("PNG"),
+        "gif": _picture("GIF"),
+    }
+
+
+@pytest.fixture(scope="module")
+def samples() -> dict[str, bytes]:
+    return _samples()
+
+
+@pytest.fixture(scope="module")
+def file_oracle(samples: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
+    """`file --mime-type -b` and `file -b` on each sample written out."""
+    d = tmp_path_factory.mktemp("typing")
+    paths = []
+    for name, data in samples.items():
+        (d / name).write_bytes(data)
+        paths.append(str(d / name))
+
+    def run(*flags: str) -> list[str]:
+        return subprocess.run(["file", "-b", *flags, *paths], capture_output=True, text=True, check=True
+                              ).stdout.splitlines()
+
+    return {Path(p).name: (m, desc) for p, m, desc in zip(paths, run("--mime-type"), run(), strict=True)}
+
+
+def test_answers_equal_the_file_command(samples: dict[str, bytes], file_oracle: dict[str, tuple[str, str]]) -> None:
+    for name, data in samples.items():
+        assert magic_type(data) == file_oracle[name], name
+
+
+def test_mime_is_derived_only_where_libmagic_fixes_it(samples: dict[str, bytes]) -> None:
+    """Plain text and "data" cost one libmagic call; everything else, traps included, two."""
+    one = {"ascii", "crlf", "cr", "mixed-terminators", "no-terminator", "long-lines", "utf8", "utf8-bom", "iso-8859",
+           "extended-ascii", "escapes", "overstrike", "random", "zeros"}
+    for name, data in samples.items():
+        before = typing_stats()["libmagic_calls"]
+        magic_type(data)
+        assert typing_stats()["libmagic_calls"] - before == (1 if name in one else 2), name
+
+
+def test_a_known_type_costs_one_call(samples: dict[str, bytes]) -> None:
+    before = typing_stats()["libmagic_calls"]
+    mime, desc = magic_type(samples["jpeg"], known_mime="image/jpeg")
+    assert (mime, typing_stats()["libmagic_calls"] - before) == ("image/jpeg", 1)
+    assert desc.startswith("JPEG image data")
+
+
+def test_the_same_content_is_typed_once(samples: dict[str, bytes]) -> None:
+    opts = ContentOptions(chunk_bytes=4096, magic_bytes=8192, max_image_bytes=1 << 20, max_image_pixels=10**6)
+    data = samples["html"] + b"<!-- a unique tail -->"
+    rows = []
+    before = typing_stats()
+    for _ in range(3):
+        d = stream(Digest(len(data), opts), lambda pos, n: data[pos:pos + n], len(data))
+        rows.append(finish(d, "page.html"))
+    after = typing_stats()
+    assert rows[0] == rows[1] == rows[2] and rows[0]["mime"] == "text/html"
+    assert after["libmagic_calls"] - before["libmagic_calls"] == 2  # the first file only: description + MIME
+    assert after["cache_hits"] - before["cache_hits"] == 2
+    other = data + b"!"
+    d = stream(Digest(len(other), opts), lambda pos, n: other[pos:pos + n], len(other))
+    finish(d, "page2.html")
+    assert typing_stats()["libmagic_calls"] - after["libmagic_calls"] == 2  # other content: typed again
+
+
+def test_the_same_picture_is_phashed_once(samples: dict[str, bytes]) -> None:
+    """A picture seen before by this worker thread (same sha256) is not decoded again."""
+    opts = ContentOptions(chunk_bytes=1 << 16, magic_bytes=8192, max_image_bytes=1 << 20, max_image_pixels=10**6)
+    data = samples["png"]
+    before = typing_stats()
+    rows = [finish(stream(Digest(len(data), opts), lambda pos, n: data[pos:pos + n], len(data)), f"{i}.png")
+            for i in range(3)]
+    after = typing_stats()
+    assert rows[0]["phash"] is not None and rows[0]["phash"] == rows[1]["phash"] == rows[2]["phash"]
+    assert (after["pictures"] - before["pictures"], after["phash_hits"] - before["phash_hits"]) == (3, 2)
+    jpeg = samples["jpeg"]
+    row = finish(stream(Digest(len(jpeg), opts), lambda pos, n: jpeg[pos:pos + n], len(jpeg)), "x.jpg")
+    assert row["phash"] is not None and typing_stats()["phash_hits"] == after["phash_hits"]
