@@ -135,8 +135,8 @@ def read_exactly(read: Callable[[int, int], bytes], what: str, size: int) -> Rea
 
     def reader(pos: int, n: int) -> bytes:
         data = read(pos, n)
-        if len(data) < n and pos + len(data) < size:
-            raise FilesystemError(f"{what} ends at byte {pos + len(data)} of {size} (source truncated)")
+        if not data and pos < size:  # a short read is kept; nothing more is the end
+            raise FilesystemError(f"{what} ends at byte {pos} of {size} (source truncated)")
         return data
 
     return reader

@@ -34,8 +34,8 @@ def _sequential(f, what: str, size: int) -> Reader:
             data = f.read(n)
         except READ_ERRORS as exc:
             raise FilesystemError(f"{what}: {exc}") from exc
-        if len(data) < n and pos + len(data) < size:
-            raise FilesystemError(f"{what} ends at byte {pos + len(data)} of {size} (source truncated)")
+        if not data and pos < size:  # a short read is kept; nothing more is the end
+            raise FilesystemError(f"{what} ends at byte {pos} of {size} (source truncated)")
         return data
 
     return read

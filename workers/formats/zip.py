@@ -117,8 +117,8 @@ class _ZipHandle:
                 data = f.read(n)
             except READ_ERRORS as exc:  # a bad CRC is found at the end: the bytes read stay digested
                 raise FilesystemError(f"{what}: {exc}") from exc
-            if len(data) < n and pos + len(data) < item.size:
-                raise FilesystemError(f"{what} ends at byte {pos + len(data)} of {item.size} (source truncated)")
+            if not data and pos < item.size:  # a short read is kept; nothing more is the end
+                raise FilesystemError(f"{what} ends at byte {pos} of {item.size} (source truncated)")
             return data
 
         return read
