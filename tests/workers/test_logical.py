@@ -144,14 +144,22 @@ def test_a_truncated_tar_keeps_the_members_before_the_cut(tmp_path):
         "partial: read error at byte 1000")
 
 
-def test_a_zip_without_its_central_directory_is_a_status_not_a_crash(tmp_path):
+def test_a_zip_without_its_central_directory_keeps_the_members_its_local_headers_show(tmp_path):
     ext = build_zip(tmp_path / "a.zip")
+    blob = ext.path.read_bytes()
+    db = ext.entries[4]
     cut = tmp_path / "cut.zip"
-    cut.write_bytes(ext.path.read_bytes()[:-200])
+    cut.write_bytes(blob[:blob.index(db.raw) + len(db.raw) + 9 + 500])  # 500 bytes into the database's data
     ref = identify(cut)
     assert ref.format == "zip"
-    walk = walk_source(ref)
-    assert walk.status.startswith("unreadable: zip central directory unreadable")
+    by_path, _rows, (_ref, walk) = triage_source(cut)
+    assert walk.status.startswith("zip central directory unreadable") and "5 member(s) recovered" in walk.status
+    for e in ext.entries[:4]:
+        if e.kind == "r":
+            assert by_path[e.shown]["sha256"] == e.hashes()["sha256"] and by_path[e.shown]["content_status"] == "ok"
+    jpg = ext.entries[2]
+    assert by_path[jpg.shown]["mtime"] == dt.datetime.fromtimestamp(jpg.mtime, dt.timezone.utc)
+    assert by_path[db.shown]["content_status"].startswith("partial: read error at byte")
 
 
 def test_encrypted_and_corrupt_zip_members_are_statuses(tmp_path):
@@ -171,3 +179,13 @@ def test_encrypted_and_corrupt_zip_members_are_statuses(tmp_path):
     png = by_path["data/media/0/Pictures/screenshot.png"]
     assert png["content_status"].startswith(("partial", "unreadable")) and png["md5"] != hashlib.md5(data).hexdigest()
     assert by_path["data/media/0/empty.txt"]["content_status"] == "ok"
+
+
+@pytest.mark.parametrize("build", [lambda p: build_folder(p / "phone"), lambda p: build_zip(p / "a.zip")])
+def test_the_listing_is_the_same_after_reading_everything(tmp_path, build):
+    """Byte-identical results across runs: reading members changes nothing the listing records
+    (a folder's files are opened O_NOATIME, so their access times stay as listed)."""
+    ext = build(tmp_path)
+    first = walk_source(identify(ext.path)).table
+    triage_source(ext.path)
+    assert walk_source(identify(ext.path)).table.equals(first)

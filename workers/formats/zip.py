@@ -12,6 +12,7 @@ inflated straight into the digester, never written out.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import stat
 import struct
 import zipfile
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.rules.errors import FilesystemError
-from triage.workers.formats import image_format
+from triage.workers.formats import _zipscan, image_format
 from triage.workers.formats._logical import Listing, LogicalFormat, Member, Reader, link_status, show
 from triage.workers.refs import ContentItem, ImageRef
 
@@ -93,14 +94,47 @@ def member_of(zf: zipfile.ZipFile, info: zipfile.ZipInfo, offset: int | None) ->
     return Member(path, "r/r", info.file_size, **times, offset=offset)
 
 
+def recovered(path: str) -> tuple[list[_zipscan.LocalMember], str]:
+    """Members found by their local headers when the central directory is unreadable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _zipscan.scan(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def recovered_member(m: _zipscan.LocalMember) -> Member:
+    """A member found by its local header: names and times read as from the central directory."""
+    info = zipfile.ZipInfo(date_time=_zipscan.dos_time(*m.dos))
+    info.extra = m.extra  # the local copy: 0x5455 may carry atime and crtime too
+    path = show(m.raw)
+    if path.endswith("/"):
+        return Member(path.rstrip("/"), "d/d", 0, **zip_times(info))
+    return Member(path, "r/r", m.usize, **zip_times(info), offset=m.data)
+
+
 class _ZipHandle:
-    """One open zip: its central directory parsed once; members opened from it in turn."""
+    """One open zip: its central directory parsed once; members opened from it in turn (or, with the
+    central directory gone, the members its local headers still show: ``_zipscan``)."""
 
     def __init__(self, ref: ImageRef) -> None:
-        self.zf = zipfile.ZipFile(ref.segments[0])
+        self.local: list[_zipscan.LocalMember] | None = None
+        self.fd = -1
+        try:
+            self.zf = zipfile.ZipFile(ref.segments[0])
+        except READ_ERRORS:
+            self.zf = None
+            self.fd = os.open(ref.segments[0], os.O_RDONLY)
+            self.local, _why = _zipscan.scan(self.fd, os.fstat(self.fd).st_size)
+            return
         self.infos = self.zf.infolist()
 
     def reader(self, item: ContentItem) -> Reader:
+        if self.local is not None:
+            if not 1 <= item.inode <= len(self.local):
+                raise FilesystemError(f"member {item.inode} not in the archive")
+            m = self.local[item.inode - 1]
+            return _zipscan.reader(self.fd, m, f"member {show(m.raw)}")
         if not 1 <= item.inode <= len(self.infos):
             raise FilesystemError(f"member {item.inode} not in the archive")
         info = self.infos[item.inode - 1]
@@ -124,7 +158,10 @@ class _ZipHandle:
         return read
 
     def close(self) -> None:
-        self.zf.close()
+        if self.zf is not None:
+            self.zf.close()
+        if self.fd >= 0:
+            os.close(self.fd)
 
 
 @image_format
@@ -141,7 +178,10 @@ class ZipFormat(LogicalFormat):
         try:
             zf = zipfile.ZipFile(ref.segments[0])
         except READ_ERRORS as exc:
-            listing.status = f"unreadable: zip central directory unreadable (truncated or corrupt?): {exc}"
+            found, why = recovered(ref.segments[0])
+            listing.members = [recovered_member(m) for m in found]
+            listing.status = (f"zip central directory unreadable (truncated or corrupt?): {exc}; {len(found)} "
+                              f"member(s) recovered from their local headers ({why})")
             return listing
         with zf, open(ref.segments[0], "rb") as f:
             for info in zf.infolist():
