@@ -110,6 +110,7 @@ def counts(table: pa.Table, known_bad: int) -> dict[str, int]:
         "deleted": src.count("deleted"),
         "orphan": src.count("orphan"),
         "carved": src.count("carved"),
+        "logical": src.count("logical"),  # members of a logical source (tar, zip, UFDR, folder)
         "hashed": sum(hashed),
         "hashed_bytes": sum(s for s, h in zip(sizes, hashed) if h),
         "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),
@@ -125,5 +126,5 @@ def counts(table: pa.Table, known_bad: int) -> dict[str, int]:
 
 def allocated_problems(table: pa.Table) -> list[dict]:
     """Allocated files that could not be (fully) read: these make a run exit 4."""
-    alloc = table.filter(pc.equal(table.column("source"), "allocated")).select(["partition", "path", "status"])
+    alloc = table.filter(pc.is_in(table.column("source"), pa.array(["allocated", "logical"]))).select(["partition", "path", "status"])
     return [r for r in alloc.to_pylist() if r["status"].startswith(("unreadable", "partial"))]

@@ -32,6 +32,8 @@ from triage.rules.home import state_dir
 from triage.settings import RunSettings
 from triage.store import WORK, Staging
 from triage.tasks import KINDS, PRIORITY_BIG, PRIORITY_MEDIA, PRIORITY_SMALL, PRIORITY_VOLUMES, PRIORITY_WALK, Task
+from triage.rules.errors import InputError
+from triage.workers.extraction import is_logical, shape
 from triage.workers.formats import FORMATS
 from triage.workers.image import identify
 from triage.workers.known import snapshot
@@ -61,6 +63,8 @@ class ImageRun:
         self.t0 = time.perf_counter()
         self.settings = settings or RunSettings.from_config(carve, extract_carved)
         self.ref: ImageRef = identify(image)
+        if FORMATS.get(self.ref.format).DIRECTORY and Path(out).resolve().is_relative_to(Path(image).resolve()):
+            raise InputError(f"{out}: the output directory cannot be inside the folder triaged ({image})")
         self.known = known_ref(home, self.settings.phash_distance)
         self.home = home  # ranking reads the state directory's rule file
         self.knownbad = KnownBad(self.known)
@@ -83,8 +87,11 @@ class ImageRun:
         self.bytes_total = self.bytes_done = self.files_done = 0
         self.known_bad = 0  # hits on final rows so far (carved ones are counted when carving is merged)
         self.resumed_bytes = 0  # of bytes_done, what checkpoints of an earlier attempt held
-        self.add(Task("media", KINDS.get("media"), self.ref, PRIORITY_MEDIA, self.ref.size))
         self.containers: list[dict] = []  # the container files' own hashes (none when the files are the media)
+        if is_logical(self.ref):
+            self._plan_source()
+            return
+        self.add(Task("media", KINDS.get("media"), self.ref, PRIORITY_MEDIA, self.ref.size))
         if not FORMATS.get(self.ref.format).MEDIA_IS_FILES:
             self.add(Task("containers", KINDS.get("containers"), self.ref, PRIORITY_MEDIA - 1))
         self.add(Task("partitions", KINDS.get("partitions"), self.ref, PRIORITY_VOLUMES))
@@ -136,6 +143,27 @@ class ImageRun:
             else:
                 prio = PRIORITY_BIG if batch.nbytes >= s.batch_bytes else PRIORITY_SMALL
                 self.add(Task(name, KINDS.get("content"), batch, prio, batch.nbytes, len(batch.items)))
+
+    def _plan_source(self) -> None:
+        """A logical source (tar, zip, UFDR, folder): its own hash and its listing; the listing stands
+        for the volume table and the walk, and plans the content tasks (``got_listing``). No carving:
+        a logical source has no unallocated space."""
+        self.add(Task("media", KINDS.get("source-hash"), self.ref, PRIORITY_MEDIA, self.ref.size))
+        self.add(Task("walk-0", KINDS.get("source-walk"), self.ref, PRIORITY_WALK))
+
+    def got_listing(self, walk: WalkResult) -> None:
+        fmt = FORMATS.get(self.ref.format)
+        desc = shape(walk.table.column("path").to_pylist(), self.ref.format)
+        self.parts = [Partition(0, "whole source", 0, self.ref.size, "alloc", desc, fmt.VOLUME_SYSTEM)]
+        self.vols = {0: VolumeRef(self.ref, 0, 0, self.ref.size)}
+        self.contents[0], self.task_errors[0] = [], {}
+        self.walks[0] = walk
+        s = self.settings
+        # a compressed stream (tar.gz) is read in one pass by one task; huge members get a task each (no chains)
+        bound = (s.batch_bytes, s.batch_files) if fmt.RANDOM_ACCESS else (1 << 62, 1 << 62)
+        for i, batch in enumerate(plan_batches(self.vols[0], walk.table, *bound, s.options, self.known)):
+            prio = PRIORITY_BIG if batch.nbytes >= s.batch_bytes else PRIORITY_SMALL
+            self.add(Task(f"content-0-{i:05d}", KINDS.get("members"), batch, prio, batch.nbytes, len(batch.items)))
 
     def _plan_carving(self, tag: str, extents: list[tuple[int, int]]) -> None:
         s = self.settings

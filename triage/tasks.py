@@ -26,6 +26,7 @@ from triage.rules.errors import ImageError, TriageError
 from triage.rules.registry import Registry
 from triage.workers.carving import carve_chunk
 from triage.workers.containers import hash_container_files
+from triage.workers.extraction import hash_source, read_members, walk_source
 from triage.workers.content import read_content, read_segment
 from triage.workers.media import MediaDigest, hash_media
 from triage.workers.refs import Segment
@@ -225,3 +226,37 @@ class CarveChunkKind(TaskKind):
     def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
         run.complete(task)
         run.problems.append(f"carving bytes {task.arg.start}-{task.arg.end} failed: {describe(exc)}")
+
+
+# -- logical sources (a tar, zip, UFDR or folder of a device's files; triage.workers.extraction) -----------
+
+@KINDS.register("source-hash", instance=True)
+class SourceHash(MediaHash):
+    """The source's own md5/sha256 (the archive file as received, or a folder's manifest): its image hash."""
+
+    func = staticmethod(hash_source)
+
+
+@KINDS.register("source-walk", instance=True)
+class SourceWalk(Walk):
+    """The source's listing as partition 0's walk; it stands for the volume table too (one volume)."""
+
+    func = staticmethod(walk_source)
+
+    def load(self, ck: Checkpoints, task: Task) -> WalkResult | None:
+        return ck.load_walk(0)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        empty = pa.RecordBatch.from_pylist([], schema=WALK_SCHEMA)
+        self.done(run, task, WalkResult(0, None, f"listing failed: {describe(exc)}", empty))
+
+    def apply(self, run: ImageRun, task: Task, result: WalkResult) -> None:
+        run.complete(task)
+        run.got_listing(result)
+
+
+@KINDS.register("members", instance=True)
+class MemberBatch(ContentBatchKind):
+    """Members of a logical source read into the digester: rows joined to the listing at the end."""
+
+    func = staticmethod(read_members)

@@ -36,7 +36,11 @@ def identify(path: str | os.PathLike[str]) -> ImageRef:
     p = Path(path)
     if not p.exists():
         raise ImageError(f"{p}: no such file")
-    if p.is_dir():
+    if p.is_dir():  # a folder source (an unpacked extraction): only formats that take directories
+        for fmt in ordered():
+            if fmt.DIRECTORY and (segs := fmt.segments(p, b"", b"")) is not None:
+                ref = ImageRef(path=str(p), format=fmt.NAME, segments=tuple(segs), size=0)
+                return ImageRef(path=str(p), format=fmt.NAME, segments=tuple(segs), size=fmt.measure(ref))
         raise ImageError(f"{p}: is a directory, not an image file")
     try:
         size = p.stat().st_size

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import socket
+import stat
 from pathlib import PurePosixPath
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -85,13 +86,21 @@ class Fingerprint:
 
 
 def head_sha256(path: str) -> str:
+    if os.path.isdir(path):  # a folder source: the names at its top stand for its first block
+        return hashlib.sha256(b"\0".join(sorted(os.fsencode(n) for n in os.listdir(path)))).hexdigest()
     with open(path, "rb") as fh:
         return hashlib.sha256(fh.read(HEAD_BYTES)).hexdigest()
 
 
+def _size(path: str) -> int:
+    """A segment's size; 0 for a folder source (a directory's own size differs between filesystems)."""
+    st = os.stat(path)
+    return 0 if stat.S_ISDIR(st.st_mode) else st.st_size
+
+
 def fingerprint(ref: ImageRef) -> Fingerprint:
     """The control plane's fingerprint of ``ref``, from its own copy (read-only, 64 KiB)."""
-    return Fingerprint(ref.path, tuple(os.stat(s).st_size for s in ref.segments), head_sha256(ref.segments[0]))
+    return Fingerprint(ref.path, tuple(_size(s) for s in ref.segments), head_sha256(ref.segments[0]))
 
 
 def plugin_name(path: str) -> str:
@@ -132,7 +141,7 @@ def localize(ref: ImageRef) -> ImageRef:
     sizes = []
     for seg in segments:
         try:
-            sizes.append(os.stat(seg).st_size)
+            sizes.append(_size(seg))
         except OSError as exc:
             raise ImageError(f"{where}: {seg}: cannot see this image segment{how}: "
                              f"{exc.strerror or type(exc).__name__}") from exc

@@ -124,8 +124,7 @@ def test_missing_empty_and_directory(tmp_path):
     (tmp_path / "empty.E01").write_bytes(b"")
     with pytest.raises(ImageError, match="empty file"):
         identify(tmp_path / "empty.E01")
-    with pytest.raises(ImageError, match="directory"):
-        identify(tmp_path)
+    assert identify(tmp_path).format == "folder"  # a directory is a folder source now (issue 15)
 
 
 def test_truncated_ewf_header_is_an_image_error(tmp_path):

@@ -25,6 +25,8 @@ EXAMPLE = """examples:
   triage run usb.001 phone.dd -o results/ --workers 4        # several images: one sub-directory each
   triage run disk.raw -o out --scheduler tcp://10.0.0.5:8786  # workers must see the image path too
   triage run laptop.E01 -o out --key 3=passphrase:'s3cret'     # unlock the LUKS/BitLocker partition 3
+  triage run phone.tar -o results/phone                        # a phone extraction: .tar, .tar.gz, .zip, .ufdr
+  triage run exports/phone-dump/ -o results/dump               # or a folder (links inside are never followed)
 
 resuming: an interrupted run (crash, Ctrl-C, lost cluster) leaves its finished tasks in OUT/.work;
 the same command again continues from them and writes byte-identical tables. Checkpoints made
@@ -39,11 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="triage device images now and write the results",
                        description="Open each image (raw, split raw .001, E01, VMDK, VHD, VHDX, QCOW2, bare "
                        "filesystem; LVM2 logical volumes; encrypted partitions reported, LUKS1/2 and BitLocker unlocked "
-                       "with --key), walk every "
+                       "with --key; or a phone/logical extraction: a tar, tar.gz, zip, UFDR or folder of a device's "
+                       "files, each member one row), walk every "
                        "partition's files incl. deleted and orphan ones, hash and type every file, and write "
                        "OUT/files.parquet, OUT/volumes.parquet, OUT/image.json and OUT/summary.json.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image file (for split raw or E01: the first segment)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image file (for split raw or E01: the first segment), or an extraction: .tar, .tar.gz, "
+                   ".zip, .ufdr or a folder")
     p.add_argument("-o", "--out", required=True, type=Path, help="output directory")
     add_cluster_options(p)
     p.add_argument("--home", default=None, metavar="DIR",
@@ -162,7 +167,7 @@ def format_summary(res: RunResult) -> str:
     lines += [
         f"  partitions {s['partitions']}  walked: {fss}",
         f"  entries {f['entries']:,} (allocated {f['allocated']:,}, deleted {f['deleted']:,}, orphan {f['orphan']:,}, "
-        f"carved {f['carved']:,})",
+        f"carved {f['carved']:,}" + (f", archive/folder members {f['logical']:,}" if f.get("logical") else "") + ")",
         f"  hashed {f['hashed']:,} files, {f['hashed_bytes']:,} bytes; images phashed {f['images_phashed']:,}; "
         f"extension mismatches {f['ext_mismatch']:,}; not fully read {f['unreadable']:,}",
         f"  known-bad {f['known_bad']:,}, notable {f['notable']:,}, known-good {f['known_good']:,}; "

@@ -14,6 +14,7 @@ EXAMPLE = f"""examples:
   triage submit seized/laptop.E01 --case OP-2291 --exhibit JB/1 --priority high
   triage submit usb.001 --case OP-2291 --exhibit JB/2 --priority low --examiner "DC Shaw" --note "found in car"
   triage submit disk1.dd disk2.dd --case OP-2291 --exhibit JB/3   # one job for both disks of one exhibit
+  triage submit phone.tar --case OP-2291 --exhibit JB/5 --priority high  # phone extraction: tar/tgz/zip/ufdr/folder
   triage submit laptop.dd --case OP-2291 --exhibit JB/4 --priority high --key 3=keyfile:/media/usb/luks.pass
 
 A --key is kept in <home>/keys/<job id>.keys (readable by you only), never in the queue,
@@ -32,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Validate the images and add one job to the queue; a dispatcher "
                        "triages queued jobs in priority order. Returns at once.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image file (split raw or E01: the first segment)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image file (split raw or E01: the first segment), or an extraction (.tar, .tar.gz, .zip, "
+                   ".ufdr, folder)")
     p.add_argument("--case", required=True, help="case reference")
     p.add_argument("--exhibit", required=True, metavar="REF", help="exhibit reference of the device")
     p.add_argument("--priority", required=True, choices=PRIORITY_CHOICES)

@@ -127,6 +127,10 @@ class ImageFormat:
     PRIORITY: ClassVar[int] = 10
     #: the files are the media stream byte for byte (raw, split raw): no separate container hash
     MEDIA_IS_FILES: ClassVar[bool] = False
+    #: a logical source (archive or folder of a device's files, see ``_logical``), not a disk image
+    LOGICAL: ClassVar[bool] = False
+    #: ``identify`` offers it directories (a folder source); other formats only ever see files
+    DIRECTORY: ClassVar[bool] = False
 
     def segments(self, path: Path, head: bytes, tail: bytes) -> list[str] | None:
         """Every file the evidence consists of (first one first), or None when ``path`` is not this format.
