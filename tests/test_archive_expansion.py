@@ -22,6 +22,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing_tools("ext4")), 
 MAX_MEMBERS = 500
 
 
+def _run(image: Path, out: Path, home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DASK_TRIAGE__ARCHIVES__MAX_MEMBERS": str(MAX_MEMBERS)}
+    run = subprocess.run([*triage_command(), "run", str(image), "-o", str(out), "--home", str(home),
+                          "--workers", "2"], capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
 @pytest.fixture(scope="module")
 def expanded(tmp_path_factory):
     root = tmp_path_factory.mktemp("archives")
@@ -36,14 +44,11 @@ def expanded(tmp_path_factory):
     cwd = root / "cwd"
     cwd.mkdir()
     out = root / "out"
-    env = {**os.environ, "DASK_TRIAGE__ARCHIVES__MAX_MEMBERS": str(MAX_MEMBERS)}
-    run = subprocess.run([*triage_command(), "run", str(image), "-o", str(out), "--home", str(home),
-                          "--workers", "2"], capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
-    assert run.returncode == 0, run.stderr
+    run = _run(image, out, home, cwd)
     table = pq.read_table(out / "files.parquet")
     rows = table.drop(["mtime", "atime", "ctime", "crtime"]).to_pylist()
     return {"rows": {r["path"]: r for r in rows}, "table": table, "truth": truth, "files": files, "root": root,
-            "out": out, "cwd": cwd, "stdout": run.stdout, "summary": json.loads((out / "summary.json").read_text())}
+            "out": out, "image": image, "home": home, "cwd": cwd, "stdout": run.stdout, "summary": json.loads((out / "summary.json").read_text())}
 
 
 def test_every_member_has_the_right_hashes(expanded):
@@ -154,3 +159,20 @@ def test_carved_archive_is_expanded(expanded):
     member = expanded["rows"][carved[0]["path"] + "/carved-member.txt"]
     assert member["md5"] == hashes(b"found by carving only" * 50)["md5"]
     assert member["container"] == carved[0]["path"] and member["partition"] == carved[0]["partition"]
+
+
+def test_members_are_ranked(expanded):
+    rows = expanded["rows"]
+    assert rows["home/photos.zip/DCIM/bad.png"]["tier"] == "notable"
+    assert "archive-not-expanded" in {r["rule"] for r in rows["home/bomb.zip"]["reasons"]}
+    if "home/locked.zip/secret.txt" in rows:
+        assert "encrypted-member" in {r["rule"] for r in rows["home/locked.zip/secret.txt"]["reasons"]}
+    assert expanded["summary"]["files"]["archive_members"] == sum(
+        r["source"] == "archive member" for r in rows.values())
+
+
+def test_results_are_byte_identical_across_runs(expanded):
+    again = expanded["root"] / "again"
+    _run(expanded["image"], again, expanded["home"], expanded["cwd"])
+    assert (again / "files.parquet").read_bytes() == (expanded["out"] / "files.parquet").read_bytes()
+    assert "<triage:container>home/photos.zip</triage:container>" in (again / "report.dfxml").read_text()

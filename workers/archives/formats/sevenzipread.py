@@ -18,8 +18,8 @@ import lzma
 import zlib
 from typing import Any, BinaryIO
 
-from triage.workers.archives.base import (ARCHIVES, ArchiveFormat, ArchiveLimit, EncryptedArchive, Member, MemberError,
-                                          Sink, Visit, text)
+from triage.workers.archives.base import (ARCHIVES, CHUNK, ArchiveFormat, ArchiveLimit, EncryptedArchive, Member,
+                                          MemberError, Sink, Visit, text)
 from triage.workers.archives.formats.zipread import _filetime
 
 
@@ -28,6 +28,19 @@ def _errors() -> tuple[type[BaseException], ...]:
 
     return (e.ArchiveError, lzma.LZMAError, zlib.error, EOFError, OSError, ValueError, KeyError, IndexError,
             TypeError, NotImplementedError)
+
+
+def _bounded_blocks() -> None:
+    """Make py7zr decode at most :data:`CHUNK` bytes per step instead of up to 128 MB: a sink can
+    then stop a bomb after a chunk, and memory per member stays one chunk. py7zr reads this
+    through a module-level function on every member; its value only sizes buffers."""
+    import py7zr.py7zr
+
+    if getattr(py7zr.py7zr.get_memory_limit, "__name__", "") != "_chunk":
+        def _chunk() -> int:
+            return CHUNK
+
+        py7zr.py7zr.get_memory_limit = _chunk
 
 
 def _time(value: Any) -> int | None:
@@ -83,6 +96,7 @@ class SevenZipReader(ArchiveFormat):
     def expand(self, f: BinaryIO, size: int, visit: Visit, max_members: int, name: str) -> None:
         import py7zr
 
+        _bounded_blocks()
         f.seek(0)
         try:
             sz = py7zr.SevenZipFile(f, mode="r")

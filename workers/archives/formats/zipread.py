@@ -48,6 +48,14 @@ def _extra_times(extra: bytes) -> dict[str, int | None]:
     return times
 
 
+def _dos_time(fields: tuple[int, ...]) -> int | None:
+    """A DOS date and time (no zone: read as UTC); None for the zero date or an impossible one."""
+    try:
+        return ns(dt.datetime(*fields)) if fields[1] else None
+    except ValueError:
+        return None
+
+
 def _name(info: zipfile.ZipInfo) -> str:
     raw = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "surrogateescape")
     return text(raw)
@@ -73,8 +81,7 @@ class ZipReader(ArchiveFormat):
         f.seek(0)
         with zipfile.ZipFile(f) as zf:
             for info in zf.infolist():
-                when = dt.datetime(*info.date_time) if info.date_time[0] >= 1980 else None
-                times = {"mtime": ns(when), **_extra_times(info.extra)}
+                times = {"mtime": _dos_time(info.date_time), **_extra_times(info.extra)}
                 kind = "d" if info.is_dir() else ("l" if (info.external_attr >> 28) == 0o12 else "r")
                 m = Member(clean_path(_name(info)), info.file_size, kind, bool(info.flag_bits & 1),
                            info.compress_size, **times)
