@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from triage import __version__
+from triage import __version__, archiveplan
 from triage.merge import allocated_problems, counts, dedupe_carved, files_table, merge_partition, volumes_table
 from triage.ranking import rank_result
 from triage.store import write_json, write_parquet
@@ -41,11 +41,13 @@ def finalize(run: ImageRun) -> RunResult:
     """Write the run's results into its output directory; ``summary.json`` last."""
     assert run.finished and run.parts is not None and run.media is not None
     tables = [merge_partition(run.walks[i], run.contents[i], run.task_errors[i]) for i in sorted(run.walks)]
+    carved = None
     if run.carved:
         carved = dedupe_carved(pa.concat_tables(run.carved), tables, run.owner())
         for r in run.knownbad.hits(carved):  # final only now: merged-away objects are not hits
             run.hit(r["partition"], r["path"], r)
         tables.append(carved)
+    tables += archiveplan.fold(run, tables, carved)  # archive members; archives' own statuses set
     files = files_table(tables)
     _keep_extracted(run, files)
     files, ranking = rank_result(files, home=run.home, now=run.started,  # score, tier, reasons per row

@@ -111,6 +111,7 @@ def counts(table: pa.Table, known_bad: int) -> dict[str, int]:
         "orphan": src.count("orphan"),
         "carved": src.count("carved"),
         "logical": src.count("logical"),  # members of a logical source (tar, zip, UFDR, folder)
+        "archive_members": src.count("archive member"),  # rows listed from archives found (triage.archiveplan)
         "hashed": sum(hashed),
         "hashed_bytes": sum(s for s, h in zip(sizes, hashed) if h),
         "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from triage import __version__
+from triage import __version__, archiveplan
 from triage.carveplan import Owner, chunks, partition_extents
 from triage.checkpoint import Checkpoints
 from triage.knownbad import KnownBad, event
@@ -82,6 +82,9 @@ class ImageRun:
         self.contents: dict[int, list[pa.Table]] = {}
         self.task_errors: dict[int, dict[int, str]] = {}
         self.carved: list[pa.Table] = []
+        self.expansion_refs: dict[str, object] = {}  # expand task name -> ArchiveRef (triage.archiveplan)
+        self.expanded: dict[str, pa.Table] = {}      # ... -> its member rows
+        self.archive_status: dict[str, str] = {}     # ... -> why its archive was not fully expanded
         self.problems: list[str] = []  # lost byte ranges (failed carve chunks); the rest come from the tables
         self.media: MediaDigest | None = None
         self.bytes_total = self.bytes_done = self.files_done = 0
@@ -178,6 +181,7 @@ class ImageRun:
         paths = self.walks[idx].table.column("path")
         for r in self.knownbad.hits(table):
             self.hit(idx, paths[r["row"]].as_py(), r)
+        archiveplan.plan_expansions(self, idx, table)  # archives among them: their members next
 
     def rows_failed(self, idx: int, rows: list[int], why: str) -> None:
         for row in rows:

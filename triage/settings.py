@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 from triage import config
 from triage.rules.errors import InputError
+from triage.workers.archives.limits import ArchiveLimits
 from triage.workers.refs import ContentOptions
 
 CARVE_MODES = ("none", "unalloc", "all")
@@ -26,6 +27,18 @@ def content_options() -> ContentOptions:
     )
 
 
+def archive_limits() -> ArchiveLimits:
+    """How far archives found in evidence are expanded (``archives.*`` in triage.yaml)."""
+    return ArchiveLimits(
+        depth=int(config.get("archives.depth")),
+        max_members=int(config.get("archives.max-members")),
+        max_bytes=config.get_bytes("archives.max-bytes"),
+        max_ratio=int(config.get("archives.max-ratio")),
+        ratio_after=config.get_bytes("archives.ratio-after"),
+        nested_bytes=config.get_bytes("archives.nested-bytes"),
+    )
+
+
 @dataclass(frozen=True)
 class RunSettings:
     options: ContentOptions
@@ -37,6 +50,7 @@ class RunSettings:
     carve_overlap: int
     extract: bool        # write carved objects to OUT/carved/
     phash_distance: int  # near-duplicate threshold, bits of 64
+    archives: ArchiveLimits | None = None  # how archives found are expanded (archives.* in triage.yaml)
 
     @classmethod
     def from_config(cls, carve: str | None = None, extract: bool = False) -> RunSettings:
@@ -56,6 +70,7 @@ class RunSettings:
             carve_overlap=config.get_bytes("carve.overlap"),
             extract=extract,
             phash_distance=int(config.get("known.phash-max-distance")),
+            archives=archive_limits(),
         )
 
     def stamp(self) -> dict:

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
+from triage import archiveplan
 from triage.rules.errors import ImageError, TriageError
 from triage.rules.registry import Registry
+from triage.workers.archives import expand_archive
 from triage.workers.carving import carve_chunk
 from triage.workers.containers import hash_container_files
 from triage.workers.extraction import hash_source, read_members, walk_source
@@ -222,6 +224,7 @@ class CarveChunkKind(TaskKind):
     def apply(self, run: ImageRun, task: Task, result: pa.Table) -> None:
         run.complete(task)
         run.carved.append(result)
+        archiveplan.plan_carved(run, result)
 
     def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
         run.complete(task)
@@ -260,3 +263,17 @@ class MemberBatch(ContentBatchKind):
     """Members of a logical source read into the digester: rows joined to the listing at the end."""
 
     func = staticmethod(read_members)
+@KINDS.register("expand", instance=True)
+class ExpandArchive(TaskKind):
+    """List and digest the members of an archive found (zip, tar, gzip, 7z), to ``archives.depth``:
+    rows added to the result; a failure is a status on the archive's own row."""
+
+    func = staticmethod(expand_archive)
+
+    def apply(self, run: ImageRun, task: Task, result: pa.Table) -> None:
+        run.complete(task)
+        archiveplan.got_expansion(run, task.name, result)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        run.complete(task)
+        archiveplan.expansion_failed(run, task.name, f"expand task failed: {describe(exc)}")

@@ -9,7 +9,8 @@ TS = pa.timestamp("ns", tz="UTC")
 FILES_SCHEMA = pa.schema(
     [
         pa.field("partition", pa.int32(), nullable=False),   # volume index, as in volumes.parquet
-        pa.field("path", pa.string(), nullable=False),       # as `fls -r -p`: root-relative, '/'-joined, NTFS stream as 'file:stream'
+        pa.field("path", pa.string(), nullable=False),       # as `fls -r -p`: root-relative, '/'-joined, NTFS stream as 'file:stream';
+                                                             # an archive member: '<archive row path>/<member path as stored>'
         pa.field("name", pa.string(), nullable=False),       # last path element (with ':stream' for an NTFS stream)
         pa.field("inode", pa.uint64(), nullable=False),      # TSK metadata address (0 for a deleted name with no metadata)
         pa.field("attr_type", pa.int32()),                   # TSK attribute type read (NTFS: 128 $DATA, 144 $INDEX_ROOT); null = default
@@ -17,7 +18,7 @@ FILES_SCHEMA = pa.schema(
         pa.field("type", pa.string(), nullable=False),       # `fls` type pair, name/meta: 'r/r', 'd/d', 'l/l', 'V/V', 'r/-' ...
         pa.field("size", pa.int64(), nullable=False),        # bytes in the attribute read (file size for the default stream)
         pa.field("deleted", pa.bool_(), nullable=False),     # the name is unallocated (fls marks it '*')
-        pa.field("source", pa.string(), nullable=False),     # 'allocated', 'deleted', 'orphan' ('carved' comes with carving)
+        pa.field("source", pa.string(), nullable=False),     # 'allocated', 'deleted', 'orphan', 'carved', 'archive member'
         pa.field("mtime", TS),                               # UTC; null where the filesystem stores none (or 0)
         pa.field("atime", TS),
         pa.field("ctime", TS),                               # metadata change time (ext/NTFS), null on FAT
@@ -40,6 +41,9 @@ FILES_SCHEMA = pa.schema(
         pa.field("offset", pa.int64()),                      # image byte offset where the content starts (first data run;
                                                              # a carved object's start); null when resident or no data
         pa.field("length", pa.int64()),                      # a carved object's length in the image; null for files
+        pa.field("container", pa.string()),                  # an archive member: the path of the archive's row (with
+                                                             # `partition`, it names the archive; nested: a member row's
+                                                             # path); null for everything else
         # ranking (triage.rules.ranking; null only before the merge ranks the table):
         pa.field("score", pa.int32()),                       # 0-100, higher = look first; the sum of the reasons' weights
         pa.field("tier", pa.string()),                       # 'notable', 'likely-notable', 'unknown' or 'known-good'

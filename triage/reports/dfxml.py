@@ -27,7 +27,8 @@ META_TYPES = {"r": 1, "d": 2, "p": 3, "c": 4, "b": 5, "l": 6, "h": 7, "s": 8, "w
 NAME_TYPES = set("-pcdbrlshwVv")
 COLUMNS = ["partition", "path", "name", "inode", "type", "size", "deleted", "source", "mtime", "atime", "ctime",
            "crtime", "md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash", "status", "known",
-           "hashset_hits", "phash_match", "phash_distance", "offset", "length", "score", "tier", "reasons", "entropy"]
+           "hashset_hits", "phash_match", "phash_distance", "offset", "length", "score", "tier", "reasons", "entropy",
+           "container"]
 
 
 def text(value: Any) -> str:
@@ -147,6 +148,8 @@ def _fileobject(w, r: dict[str, Any], row_id: int, part: int) -> None:
             out.append(f"        <hashdigest type='{algo}'>{r[algo]}</hashdigest>\n")
     if r["mime"]:
         out.append(f"        <triage:mime>{text(r['mime'])}</triage:mime>\n")
+    if r.get("container"):  # an archive member: the archive's own fileobject filename
+        out.append(f"        <triage:container>{text(r['container'])}</triage:container>\n")
     if r.get("entropy") is not None:  # measured by the content pass (absent from older results)
         out.append(f"        <triage:entropy>{float(r['entropy']):.4f}</triage:entropy>\n")
     if r["known"]:

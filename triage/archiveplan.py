@@ -1,0 +1,128 @@
+"""Archives found in evidence: planning their expand tasks and folding their rows into the run.
+
+A file whose content task says it is an archive (libmagic type taken by a reader of
+:data:`triage.workers.archives.ARCHIVES`) gets one expand task; a carved archive too,
+when its carve chunk returns. An expand task returns its member rows (final: checked
+against the known-item sets on the worker) and, when the archive could not be fully
+expanded, one ``archive status`` row: that status is moved onto the archive's own row
+when the run finishes. Members of a carved archive only count once carving is merged,
+like the carved row itself (it may be merged away as a repeat of an allocated file).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from triage.workers.archives import ARCHIVE_STATUS, ArchiveRef, archive_mimes
+
+if TYPE_CHECKING:
+    from triage.runstate import ImageRun
+
+CARVED = "expand-carved-"
+
+
+def _mimes() -> frozenset[str]:
+    return archive_mimes()
+
+
+def plan_expansions(run: ImageRun, idx: int, table: pa.Table) -> None:
+    """Expand tasks for the archives among content rows of partition ``idx``."""
+    lim = run.settings.archives
+    if lim is None or lim.depth <= 0 or table.num_rows == 0:
+        return
+    mimes = _mimes()
+    found = table.filter(pc.and_(pc.is_in(table.column("mime"), pa.array(sorted(mimes))),
+                                 pc.equal(table.column("status"), "ok")))
+    if found.num_rows == 0:
+        return
+    walk = run.walks[idx].table
+    vol = run.vols[idx]
+    for r in found.select(["row", "mime"]).to_pylist():
+        w = {k: walk.column(k)[r["row"]].as_py() for k in ("path", "size", "inode", "attr_type", "attr_id", "deleted")}
+        ref = ArchiveRef(idx, w["path"], w["size"], r["mime"], w["deleted"], run.settings.options, lim, run.known,
+                         volume=vol, inode=w["inode"], attr_type=w["attr_type"], attr_id=w["attr_id"])
+        _add(run, f"expand-{idx}-{r['row']:08d}", ref)
+
+
+def plan_carved(run: ImageRun, table: pa.Table) -> None:
+    """Expand tasks for carved archives (their partition is settled when carving is merged)."""
+    lim = run.settings.archives
+    if lim is None or lim.depth <= 0 or table.num_rows == 0:
+        return
+    found = table.filter(pc.is_in(table.column("mime"), pa.array(sorted(_mimes()))))
+    for r in found.select(["path", "size", "mime", "offset", "status"]).to_pylist():
+        if r["status"] == "ok":
+            ref = ArchiveRef(0, r["path"], r["size"], r["mime"], True, run.settings.options, lim, run.known,
+                             image=run.ref, offset=r["offset"])
+            _add(run, f"{CARVED}{r['offset']:016d}", ref)
+
+
+def _add(run: ImageRun, name: str, ref: ArchiveRef) -> None:
+    from triage.tasks import KINDS, PRIORITY_SMALL, Task  # the task kinds call back into this module
+
+    if name not in run.expansion_refs:  # a file read again (a retried task) is expanded once
+        run.expansion_refs[name] = ref
+        run.add(Task(name, KINDS.get("expand"), ref, PRIORITY_SMALL))
+
+
+def got_expansion(run: ImageRun, name: str, result: pa.Table) -> None:
+    """Keep an expand task's rows; its archive's status aside; announce hits that are final."""
+    is_status = pc.equal(result.column("source"), ARCHIVE_STATUS)
+    for r in result.filter(is_status).select(["partition", "path", "status"]).to_pylist():
+        run.archive_status[name] = r["status"]
+    members = result.filter(pc.invert(is_status))
+    run.expanded[name] = members
+    if not name.startswith(CARVED):
+        for r in run.knownbad.hits(members):
+            run.hit(r["partition"], r["path"], r)
+
+
+def expansion_failed(run: ImageRun, name: str, why: str) -> None:
+    run.archive_status[name] = f"archive not expanded: {why}"
+
+
+def fold(run: ImageRun, tables: list[pa.Table], carved: pa.Table | None) -> list[pa.Table]:
+    """The member tables to add to the result (in task-name order, so the merge is the same
+    whatever order tasks ended in), with each archive's status set on its own row."""
+    kept = set(carved.column("path").to_pylist()) if carved is not None else set()
+    carved_parts = dict(zip(carved.column("path").to_pylist(), carved.column("partition").to_pylist())) \
+        if carved is not None else {}
+    out = []
+    status: dict[tuple[int | None, str], str] = {}
+    for name in sorted(set(run.expanded) | set(run.archive_status)):
+        task = run.expansion_refs[name]
+        if name.startswith(CARVED):
+            if task.path not in kept:
+                continue  # the carved archive was merged away, and with it what it holds
+            part = carved_parts[task.path]
+            status[(None, task.path)] = run.archive_status.get(name, "")
+            members = run.expanded.get(name)
+            if members is not None and members.num_rows:
+                members = members.set_column(0, members.schema.field("partition"),
+                                             pa.array([part] * members.num_rows, type=pa.int32()))
+                for r in run.knownbad.hits(members):
+                    run.hit(r["partition"], r["path"], r)
+        else:
+            status[(task.partition, task.path)] = run.archive_status.get(name, "")
+            members = run.expanded.get(name)
+        if members is not None and members.num_rows:
+            out.append(members)
+    status = {k: v for k, v in status.items() if v}
+    if status:
+        for i, t in enumerate(tables):
+            tables[i] = _with_status(t, status)
+    return out
+
+
+def _with_status(table: pa.Table, status: dict[tuple[int | None, str], str]) -> pa.Table:
+    paths, parts = table.column("path").to_pylist(), table.column("partition").to_pylist()
+    old = table.column("status").to_pylist()
+    new = []
+    for p, part, s in zip(paths, parts, old):
+        why = status.get((part, p)) or (status.get((None, p)) if p.startswith("$Carved/") else None)
+        new.append(s if why is None else (why if s == "ok" else f"{s}; {why}"))
+    i = table.schema.get_field_index("status")
+    return table.set_column(i, table.schema.field("status"), pa.array(new, type=pa.string()))

@@ -1,0 +1,15 @@
+"""Archives inside evidence (zip, tar, gzip, 7z): listed and digested member by member.
+
+Readers (one module per format in ``formats/``, on the :data:`ARCHIVES` registry) list
+members and push their bytes; :class:`Expander` turns them into result rows through the
+one digester; :func:`expand_archive` is the task that does it for an archive found on
+a filesystem or carved. Nothing is ever extracted to disk.
+"""
+
+from triage.workers.archives.base import ARCHIVES, ArchiveFormat, Member, archive_mimes
+from triage.workers.archives.expand import SOURCE, Expander
+from triage.workers.archives.limits import ArchiveLimits
+from triage.workers.archives.source import ARCHIVE_STATUS, ArchiveRef, RandomAccess, expand_archive, open_random
+
+__all__ = ["ARCHIVES", "ARCHIVE_STATUS", "SOURCE", "ArchiveFormat", "ArchiveLimits", "ArchiveRef", "Expander",
+           "Member", "RandomAccess", "archive_mimes", "expand_archive", "open_random"]

@@ -1,0 +1,1 @@
+"""Archive readers, one module per format, each registering itself on ``ARCHIVES``."""

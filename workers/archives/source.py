@@ -1,0 +1,119 @@
+"""The expand task: where an archive's bytes are, opened random-access without copying.
+
+:class:`ArchiveRef` is the small description that travels (a file of a filesystem by
+inode and attribute, or a carved object as an image byte range), never content. The
+worker wraps the bytes in :class:`RandomAccess` (a seekable read-only file over a
+``read(pos, n)`` function: TSK's ``read_random`` or the image's ``read``) with a buffer,
+so zip's central directory and 7z's header at the end are read in place; nothing is
+spooled to disk.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from triage.rules.errors import FilesystemError, TriageError
+from triage.workers.archives.expand import Expander
+from triage.workers.archives.limits import ArchiveLimits
+from triage.workers.image import TSK_ERRORS, _oneline, open_image
+from triage.workers.refs import ContentOptions, ImageRef, KnownRef, VolumeRef
+from triage.workers.volumes import open_fs
+
+#: buffer between the archive readers' many small reads and TSK
+BUFFER = 1 << 18
+#: ``source`` of the one extra row an expand result carries when the archive itself has a status
+ARCHIVE_STATUS = "archive status"
+
+
+class RandomAccess(io.RawIOBase):
+    """A seekable, read-only file over ``read(pos, n) -> bytes`` of ``size`` bytes."""
+
+    def __init__(self, read: Callable[[int, int], bytes], size: int) -> None:
+        super().__init__()
+        self._read, self._size, self._pos = read, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(f"seek to {base + offset}, before the start")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        n = min(len(buf), self._size - self._pos)
+        if n <= 0:
+            return 0
+        data = self._read(self._pos, n)
+        buf[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def open_random(read: Callable[[int, int], bytes], size: int) -> io.BufferedReader:
+    return io.BufferedReader(RandomAccess(read, size), BUFFER)
+
+
+@dataclass(frozen=True)
+class ArchiveRef:
+    """An archive row to expand: its row (partition, path, size, type) and where its bytes are:
+    a filesystem file (``volume`` + ``inode``/attribute) or a carved object (``image`` + ``offset``)."""
+
+    partition: int
+    path: str
+    size: int
+    mime: str
+    deleted: bool
+    options: ContentOptions
+    limits: ArchiveLimits
+    known: KnownRef | None = None
+    volume: VolumeRef | None = None
+    inode: int | None = None
+    attr_type: int | None = None
+    attr_id: int | None = None
+    image: ImageRef | None = None
+    offset: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.volume is None) == (self.image is None) or (self.volume is not None and self.inode is None) \
+                or (self.image is not None and self.offset is None) or self.size < 0:
+            raise TriageError(f"invalid description: ArchiveRef {self.path!r} needs a volume and inode, "
+                              "or an image and offset")
+
+    def reader(self) -> Callable[[int, int], bytes]:
+        """``read(pos, n)`` over the archive's bytes, opened on this worker."""
+        if self.image is not None:
+            img, start = open_image(self.image), self.offset or 0
+            return lambda pos, n: img.read(start + pos, n)
+        assert self.volume is not None and self.inode is not None
+        f = open_fs(self.volume).open_meta(inode=self.inode)
+        if self.attr_type is None:
+            return f.read_random
+        return lambda pos, n: f.read_random(pos, n, self.attr_type, self.attr_id)
+
+
+def expand_archive(ref: ArchiveRef) -> pa.RecordBatch:
+    """The rows of an archive's members (to ``archives.depth``), plus, when the archive itself
+    could not be fully expanded, one row with ``source`` = ``archive status`` and its path
+    carrying that status for the archive's own row (the control plane moves it there)."""
+    exp = Expander(ref.options, ref.limits, ref.partition, ref.deleted)
+    try:
+        status = exp.expand(open_random(ref.reader(), ref.size), ref.path, ref.size, ref.mime)
+    except (*TSK_ERRORS, FilesystemError) as exc:
+        status = f"archive not expanded: unreadable: {_oneline(exc)}"
+    if status != "ok":
+        exp.rows.add(partition=ref.partition, path=ref.path, name="", inode=0, type="-/-", size=0,
+                     deleted=ref.deleted, source=ARCHIVE_STATUS, status=status)
+    return exp.batch(ref.known)
