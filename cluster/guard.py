@@ -48,7 +48,10 @@ except ImportError:  # pragma: no cover - distributed is a dependency; keeps the
 class VersionGuard(_Base):  # type: ignore[misc,valid-type]
     """Checks each worker's versions against ``expected`` (the client's) when it joins."""
 
-    idempotent = True  # one guard per cluster, whoever registers it again
+    # not idempotent: the scheduler keeps a plugin after its client leaves, so each client's registration
+    # replaces the last one; a long-lived scheduler must not hold an older client's versions against
+    # workers upgraded since (the client that connects checks the present workers itself first)
+    idempotent = False
 
     def __init__(self, expected: dict[str, Any]) -> None:
         self.expected = expected

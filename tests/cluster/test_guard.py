@@ -11,7 +11,9 @@ clean run's.
 
 from __future__ import annotations
 
+import html
 import json
+import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,6 +21,7 @@ import pytest
 
 import triage
 from triage_test_fixtures.backlog import Serve, audit, peek, submit, wait_for
+from triage_test_fixtures.dashboard import FAST, free_port
 
 from .conftest import ENV, DaskProcs, triage_cli
 
@@ -36,6 +39,14 @@ def _declaring(tmp: Path, version: str) -> dict[str, str]:
     return {"PYTHONPATH": str(pkg.parent)}
 
 
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return None
+
+
 def test_a_worker_joining_later_with_another_version_is_refused_and_audited(small_disk: Path, small_reference: Path,
                                                                            tmp_path: Path) -> None:
     procs = DaskProcs(tmp_path)
@@ -43,7 +54,9 @@ def test_a_worker_joining_later_with_another_version_is_refused_and_audited(smal
     try:
         procs.start_scheduler()
         procs.start_worker("a")
-        with Serve(home, scheduler=procs.address, env=ENV, log=tmp_path / "serve.log") as serve:
+        port = free_port()
+        with Serve(home, scheduler=procs.address, env={**ENV, **FAST}, log=tmp_path / "serve.log") as serve:
+            serve.args += ["--dashboard", f"127.0.0.1:{port}"]
             serve.start()
             job = submit(home, small_disk, "OP-GUARD", "G/1", "normal")
             wait_for("the job to be under way", lambda: peek(home)[job]["bytes_done"] > 0, 120,
@@ -53,6 +66,9 @@ def test_a_worker_joining_later_with_another_version_is_refused_and_audited(smal
                 r for r in audit(home) if r["action"] == "worker-refused"], 90, explain=serve.log_tail)
             old.wait(timeout=60)  # the `dask worker` process ends: its nanny closed with it
             assert "old" not in procs.workers()
+            panel = wait_for("the dashboard's cluster panel to list the refusal", lambda: (
+                text := _get(f"http://127.0.0.1:{port}/fragments/cluster")) and "refused" in text and text, 60)
+            assert f"evidence-triage {OLD} (client {triage.__version__})" in html.unescape(panel)
             wait_for("the job to finish", lambda: peek(home)[job]["state"] in ("done", "failed"), 300,
                      explain=serve.log_tail)
         st = triage_cli("cluster", "status", "--scheduler", procs.address, "--json")

@@ -115,3 +115,79 @@ def test_counts_totals_and_a_missing_queue(queue: tuple[Queue, QueueReader, Cloc
     empty = QueueReader(tmp_path / "nowhere")
     assert empty.page(Filters()).rows == [] and empty.counts() == {} and empty.job("J000001") is None
     assert not (tmp_path / "nowhere").exists()  # reading never creates the queue
+
+
+def test_every_kind_of_change_is_patched_in_place_and_agrees_with_the_queue(
+        queue: tuple[Queue, QueueReader, Clock], tiny_disk: Path) -> None:
+    """Claims, finishes, failures, cancels, retries, re-prioritisations, requeues and new jobs, in a seeded
+    random sequence: after each, the reader's order is the queue's, and most were patched, not rebuilt."""
+    import random
+
+    q, r, clock = queue
+    rng = random.Random(12)
+    patched = ops = 0
+    _got(r, clock.now)
+    for step in range(80):
+        clock.now += rng.choice((0.2, 0.5, 1.0))
+        jobs = q.list()
+        running = [j for j in jobs if j.state == "running"]
+        queued = [j for j in jobs if j.state == "queued"]
+        stopped = [j for j in jobs if j.state in ("failed", "cancelled")]
+        kind = rng.choice(("claim", "finish", "fail", "cancel", "retry", "prioritize", "case", "submit", "requeue"))
+        if kind == "claim" and queued:
+            q.claim_next("test:1")
+        elif kind == "finish" and running:
+            q.finish(rng.choice(running), r.path.parent / "results", {"known_bad_hits": 0},
+                     owner="test:1")
+        elif kind == "fail" and running:
+            q.fail(rng.choice(running), "broken", owner="test:1")
+        elif kind == "cancel" and queued:
+            q.cancel(rng.choice(queued).id)
+        elif kind == "retry" and stopped:
+            q.retry(rng.choice(stopped))
+        elif kind == "prioritize" and queued:
+            q.prioritize(rng.choice(queued).id, rng.choice(("low", "normal", "high", "critical")))
+        elif kind == "case":
+            q.prioritize(f"OP-{rng.randrange(4)}", rng.choice(("low", "high")))
+        elif kind == "submit":
+            q.submit([tiny_disk], case=f"OP-{rng.randrange(5)}", exhibit=f"N{step}", priority="normal")
+        elif kind == "requeue" and running:
+            q.requeue_orphans()
+        else:
+            continue
+        ops += 1
+        before = r._snap
+        assert _got(r, clock.now) == _expected(q), (step, kind)
+        grouped = [j.id for j in r.page(Filters(per_page=500), now=clock.now).rows]
+        every = q.list()
+        assert grouped == [j.id for c in dict.fromkeys(j.case for j in every) for j in every if j.case == c]
+        patched += r._snap is before
+    assert ops >= 60 and patched >= ops // 2, (ops, patched)
+
+
+def test_a_version_1_queue_file_gets_the_new_indexes_and_keeps_its_jobs(tmp_path: Path, tiny_disk: Path) -> None:
+    import sqlite3
+
+    from triage import queuedb
+
+    with Queue.at(tmp_path) as q:
+        ids = [q.submit([tiny_disk], case="OP-OLD", exhibit=f"E{i}").id for i in range(3)]
+    db = sqlite3.connect(tmp_path / queuedb.FILENAME)
+    for name in ("jobs_age_from", "jobs_ready_at", "jobs_finished"):  # as version 1 left the file
+        db.execute(f"DROP INDEX {name}")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with Queue.at(tmp_path) as q:
+        assert [j.id for j in q.list()] == ids
+    db = sqlite3.connect(tmp_path / queuedb.FILENAME)
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"jobs_age_from", "jobs_ready_at", "jobs_finished"} <= names
+    assert db.execute("PRAGMA user_version").fetchone()[0] == queuedb.SCHEMA_VERSION == 2
+    from triage.dashboard.order import _CHANGED
+
+    plan = [tuple(r)[3] for r in db.execute(f"EXPLAIN QUERY PLAN {_CHANGED}",
+                                            {"top": 3, "age": 1.0, "ready": 1.0, "fin": 1.0})]
+    db.close()
+    assert not any(p.startswith("SCAN") for p in plan), plan  # range reads on the indexes, no table scan
+    assert sum("jobs_age_from" in p or "jobs_ready_at" in p or "jobs_finished" in p for p in plan) == 3, plan

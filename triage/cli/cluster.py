@@ -90,6 +90,7 @@ def format_status(st: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(wd) for c, wd in zip(r, widths)).rstrip() for r in table]
     for e in st.get("events", [])[-8:]:
         extra = f" with {e['processing']} task(s) processing, rerun elsewhere" if e.get("processing") else ""
+        extra += f": {'; '.join(e['differences'])}" if e.get("differences") else ""  # refused: other versions
         lines.append(f"{e['time']}  {e['event']:<9} {', '.join(e['workers'])}{extra}")
     cv = st["client_versions"]
     lines.append(f"client: evidence-triage {cv['evidence-triage']}, pytsk3 {cv['pytsk3']}, libewf {cv['libewf']}")

@@ -3,12 +3,12 @@
 ``Queue.list()`` builds a ``Job`` (JSON parsing, datetimes) for every row and works out
 positions in Python: right for ``triage status``, too slow to answer a browser refreshing
 every second over a backlog of ten thousand devices. Here the order of every job (a few
-narrow columns) is kept between polls and rebuilt only when it can have changed (see
-:class:`_Snapshot`); a page then reads just its own rows. The connection is opened
+narrow columns) is kept between polls and patched from the few rows that changed (see
+:mod:`triage.dashboard.order`); a page then reads just its own rows. The connection is opened
 ``mode=ro``: the dashboard can never change the queue by reading it, and in WAL mode it
 never blocks the dispatcher's writes.
 
-This is the one module that knows the queue's table. Its order and ETA follow
+This module and :mod:`triage.dashboard.order` are the ones that know the queue's table. Its order and ETA follow
 ``triage/queue.py`` (effective priority with ageing capped at ``AGE_CAP``, then FIFO by
 ``ready_at``, then id; ETA = bytes of running jobs and of queued ones up to this one,
 over the measured throughput); ``tests/dashboard/test_reads.py`` checks them against
@@ -23,70 +23,19 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from triage import config
 from triage.dashboard.model import Filters, Page, Row, Totals
+from triage.dashboard.order import EFF, MAX_AGE, Order
 from triage.queue import AGE_CAP, FILENAME, PRIORITIES, PRIORITY_NAMES, job_id, parse_job_id
 
 
-_EFF = ("CASE WHEN state != 'queued' OR prio >= :cap THEN prio "
-        "ELSE MIN(:cap, prio + MAX(0, CAST((:now - age_from) / :step AS INTEGER))) END")
 #: the row columns a page shows (not the image lists: a page never needs them)
 _COLUMNS = ("seq, case_ref, exhibit, prio, examiner, state, submitted, started, finished, attempts, failure, "
             "bytes_done, bytes_total, files_done, known_bad_hits, results_dir, summary, cancel_requested")
-#: rebuild the order at least this often, whatever the change checks say
-MAX_SNAPSHOT_AGE = 10.0
 
-
-#: the order of ``Queue.list()``: running, queued in claim order, then finished, newest first
-_SQL_ORDER = ("CASE state WHEN 'running' THEN 0 WHEN 'queued' THEN 1 ELSE 2 END, "
-              "CASE WHEN state = 'queued' THEN -eff END, CASE WHEN state = 'queued' THEN ready_at END, "
-              "CASE WHEN state NOT IN ('queued', 'running') THEN -COALESCE(finished, 0) END, seq")
-
-
-@dataclass
-class _Snapshot:
-    """Every job's place in line, rebuilt only when the order can have changed.
-
-    The order changes only when a job is added, changes state or priority, or ages a
-    level; progress (the dispatcher's writes twice a second) moves no job. So a poll
-    checks a cheap signature (index-only reads) and the next ageing step, and only then
-    reads the whole table again.
-    """
-
-    signature: tuple
-    built: float
-    valid_until: float
-    seqs: list[int]               # dispatcher order
-    cases: list[str]
-    states: list[str]
-    effs: list[int]
-    positions: list[int | None]   # 1 = claimed next
-    queued_ahead: list[int]       # bytes left in queued jobs up to and including this one (0 if not queued)
-    grouped: list[int]            # indexes into the lists above, grouped by case
-    picked: dict[tuple, list[int]] = field(default_factory=dict)  # filtered orders already worked out
-
-    def matching(self, f: Filters) -> list[int]:
-        """Indexes of the jobs the filters keep, in page order (kept: an open page asks again every second)."""
-        key = (f.case.casefold(), f.state, f.priority, f.grouped)
-        got = self.picked.get(key)
-        if got is not None:
-            return got
-        order = self.grouped if f.grouped else range(len(self.seqs))
-        needle = key[0]
-        want = PRIORITIES[f.priority] if f.priority else None
-        got = [i for i in order
-               if (not needle or needle in self.cases[i].casefold())
-               and (not f.state or self.states[i] == f.state
-                    or f.state == "active" and self.states[i] in ("queued", "running"))
-               and (want is None or self.effs[i] == want)]
-        if len(self.picked) > 64:
-            self.picked.clear()
-        self.picked[key] = got
-        return got
 
 class QueueReader:
     """Read-only access to ``<state dir>/queue.sqlite``; a missing file is an empty queue."""
@@ -95,7 +44,7 @@ class QueueReader:
         self.path = Path(home) / FILENAME
         self.age_every = float(config.get("queue.age-every") if age_every is None else age_every)  # as the queue ages
         self._conn: sqlite3.Connection | None = None
-        self._snap: _Snapshot | None = None
+        self._snap: Order | None = None
         self._lock = threading.RLock()  # one connection, shared by the server's worker threads
 
     def _connect(self) -> sqlite3.Connection | None:
@@ -149,37 +98,17 @@ class QueueReader:
         gen = conn.execute("SELECT value FROM meta WHERE key = 'priority_generation'").fetchone()
         return (top, tuple(tuple(r) for r in states), running, gen[0] if gen else 0)
 
-    def _snapshot(self, conn: sqlite3.Connection, now: float) -> _Snapshot:
+    def _snapshot(self, conn: sqlite3.Connection, now: float) -> Order:
+        """The order of every job: kept while nothing moved, patched from the rows that changed
+        (claims, finishes, re-prioritisations: :mod:`triage.dashboard.order`), else built again."""
         sig = self._signature(conn)
         snap = self._snap
         if snap is not None and snap.signature == sig and now < snap.valid_until:
             return snap
-        cur = conn.cursor()
-        cur.row_factory = None  # plain tuples: 10,000 of them
-        rows = cur.execute(f"SELECT seq, case_ref, state, {_EFF} AS eff, prio, age_from, "
-                           f"MAX(0, bytes_total - bytes_done) FROM jobs ORDER BY {_SQL_ORDER}",
-                           self._params(now)).fetchall()
-        valid_until = now + MAX_SNAPSHOT_AGE
-        cap = PRIORITIES[AGE_CAP]
-        positions: list[int | None] = []
-        ahead: list[int] = []
-        pos = total = 0
-        by_case: dict[str, list[int]] = {}  # in the order each case first appears: its most urgent job
-        for i, (_, case, state, eff, prio, age_from, left) in enumerate(rows):
-            by_case.setdefault(case, []).append(i)
-            if state == "queued":
-                pos += 1
-                total += left
-                positions.append(pos)
-                ahead.append(total)
-                if self.age_every > 0 and eff < cap:  # when this job next gains a level
-                    valid_until = min(valid_until, age_from + (eff - prio + 1) * self.age_every)
-            else:
-                positions.append(None)
-                ahead.append(0)
-        grouped = [i for idx in by_case.values() for i in idx]
-        self._snap = _Snapshot(sig, now, valid_until, [r[0] for r in rows], [r[1] for r in rows],
-                               [r[2] for r in rows], [r[3] for r in rows], positions, ahead, grouped)
+        params = self._params(now)
+        if snap is not None and now - snap.built < MAX_AGE and snap.patch(conn, sig, now, params, self.age_every):
+            return snap
+        self._snap = Order.build(conn, sig, now, params, self.age_every)
         return self._snap
 
     def change_mark(self, now: float | None = None) -> tuple | None:
@@ -223,13 +152,13 @@ class QueueReader:
         return conn.execute("SELECT TOTAL(MAX(0, bytes_total - bytes_done)) FROM jobs "
                             "WHERE state = 'running'").fetchone()[0]
 
-    def _rows(self, conn: sqlite3.Connection, snap: _Snapshot, idx: list[int], now: float,
+    def _rows(self, conn: sqlite3.Connection, snap: Order, idx: list[int], now: float,
               running_left: float) -> list[Row]:
         if not idx:
             return []
         seqs = [snap.seqs[i] for i in idx]
         got = {r["seq"]: r for r in conn.execute(
-            f"SELECT {_COLUMNS}, {_EFF} AS eff FROM jobs WHERE seq IN ({', '.join(map(str, seqs))})",
+            f"SELECT {_COLUMNS}, {EFF} AS eff FROM jobs WHERE seq IN ({', '.join(map(str, seqs))})",
             self._params(now))}
         bps = self._throughput(conn)
         out = []
