@@ -1,5 +1,6 @@
 """LVM2: a physical volume (a partition, or a whole image) holds a volume group whose logical volumes
-are each walked like a partition, read through libvslvm.
+are each walked like a partition, read through their segments as the group's metadata maps them
+(:mod:`lvmmeta`), or through libvslvm where they cannot be mapped (striped, thin, RAID).
 
 In ``volumes.parquet`` the hierarchy reads disk -> partition -> container -> volume:
 the physical volume's own row keeps its partition-table slot and is marked

@@ -29,6 +29,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ EVF1 = b"EVF\x09\x0d\x0a\xff\x00"
 DESCRIPTOR = 76
 #: decompressed chunks kept per image for TSK's small, repeated reads
 CACHE_CHUNKS = 64
+#: threads inflating the chunks of one big read (the image hash reads 4 MiB = 128 chunks at a time)
+INFLATE_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class EwfChunkMedia:
         self._fallback = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._threads: ThreadPoolExecutor | None = None
 
     def _chunk(self, n: int) -> bytes:
         with self._lock:
@@ -170,12 +174,24 @@ class EwfChunkMedia:
         if first == last:
             start = offset - first * cs
             return self._chunk(first)[start:start + size]
-        parts = [self._decode(n) if last - first > 8 else self._chunk(n) for n in range(first, last + 1)]
+        if last - first > 8:  # a big sequential read (the image hash, carving): inflate on several threads
+            parts = list(self._pool().map(self._decode, range(first, last + 1)))
+        else:
+            parts = [self._chunk(n) for n in range(first, last + 1)]
         data = b"".join(parts)
         start = offset - first * cs
         return data[start:start + size]
 
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._threads is None:  # zlib and pread release the GIL
+                self._threads = ThreadPoolExecutor(INFLATE_THREADS, thread_name_prefix="ewf-inflate")
+            return self._threads
+
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
         for fd in self._fds:
             os.close(fd)
         self._fds = []
