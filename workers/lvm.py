@@ -25,6 +25,7 @@ from typing import Any
 from triage.rules.errors import FilesystemError
 from triage.workers.formats import HandleMedia, RegionFile, oneline
 from triage.workers import lvmmeta
+from triage.workers.apfs import APFS_BASE
 from triage.workers.lvmmeta import LogicalVolume
 from triage.workers.volmap import VolumeMap
 
@@ -119,7 +120,7 @@ def expand(parts: list, read: Reader, image_size: int) -> list:
 
 def lv_number(index: int) -> int | None:
     """Which logical volume of its group a volume index names, or None for a partition."""
-    return (index - LV_BASE) % 100 if index >= LV_BASE else None
+    return (index - LV_BASE) % 100 if LV_BASE <= index < APFS_BASE else None
 
 
 def open_logical_volume(read: Reader, offset: int, length: int, n: int) -> tuple[Any, VolumeMap]:
