@@ -200,6 +200,7 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
         parts = vs.partitions(ref, img)
         if parts is not None:
             parts = lvm.expand([_encrypted_layer(p, img, ref.size) for p in parts], img.read, ref.size)
+            parts = lvm.expand_unlocked(parts, img.read, ref.path, ref.size)  # LVM on LUKS, given the key
             return apfs.expand(parts, img.read, ref.size)
     raise ImageError(f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device "
                      "image, or encrypted/wiped")
@@ -232,7 +233,7 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
                                               apfs.volume_number(vol.index)))
         n = lvm.lv_number(vol.index)
         if n is not None:
-            media, vmap = lvm.open_logical_volume(img.read, vol.offset, vol.image.size - vol.offset, n)
+            media, vmap = lvm.open_lv(vol.image.path, img.read, vol.offset, vol.image.size - vol.offset, vol.index)
             return _open_inner(PyImg(media), f"LVM2 logical volume {n}", vmap)
         length = min(vol.length, vol.image.size - vol.offset)
         # a header first: a BitLocker To Go volume is also a valid FAT32 showing only its reader program
