@@ -71,3 +71,23 @@ def test_not_an_ewf1_set_gives_no_map(tmp_path):
     junk = tmp_path / "x.E01"
     junk.write_bytes(b"EVF2\r\n\x81\x00" + bytes(4096))
     assert chunk_map((str(junk),)) is None
+
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+
+
+@pytest.mark.parametrize("name", ["sleuthkit/imageformat_mmls_1.E01", "dfvfs/ext2.split.E01",
+                                  "velociraptor/partition_image.E01"])
+def test_third_party_e01s_read_as_libewf_reads_them(name):
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"{path} not in the corpus")
+    ref = identify(path)
+    cmap = chunk_map(tuple(ref.segments))
+    assert cmap is not None  # EnCase-, dfVFS- and Velociraptor-made sets are all read by the fast path
+    fast, lib = EwfChunkMedia(cmap, lambda: HandleMedia(open_ewf(ref))), HandleMedia(open_ewf(ref))
+    try:
+        assert fast.read(0, ref.size) == lib.read(0, ref.size)
+    finally:
+        fast.close()
+        lib.close()
