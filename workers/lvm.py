@@ -1,5 +1,6 @@
 """LVM2: a physical volume (a partition, or a whole image) holds a volume group whose logical volumes
-are each walked like a partition, read through libvslvm.
+are each walked like a partition, read through their segments as the group's metadata maps them
+(:mod:`lvmmeta`), or through libvslvm where they cannot be mapped (striped, thin, RAID).
 
 In ``volumes.parquet`` the hierarchy reads disk -> partition -> container -> volume:
 the physical volume's own row keeps its partition-table slot and is marked
@@ -24,6 +25,7 @@ from typing import Any
 from triage.rules.errors import FilesystemError
 from triage.workers.formats import HandleMedia, RegionFile, oneline
 from triage.workers import lvmmeta
+from triage.workers.apfs import APFS_BASE
 from triage.workers.lvmmeta import LogicalVolume
 from triage.workers.volmap import VolumeMap
 
@@ -118,7 +120,7 @@ def expand(parts: list, read: Reader, image_size: int) -> list:
 
 def lv_number(index: int) -> int | None:
     """Which logical volume of its group a volume index names, or None for a partition."""
-    return (index - LV_BASE) % 100 if index >= LV_BASE else None
+    return (index - LV_BASE) % 100 if LV_BASE <= index < APFS_BASE else None
 
 
 def open_logical_volume(read: Reader, offset: int, length: int, n: int) -> tuple[Any, VolumeMap]:
@@ -135,3 +137,86 @@ def open_logical_volume(read: Reader, offset: int, length: int, n: int) -> tuple
     except (OSError, IOError) as exc:
         raise FilesystemError(f"LVM2 logical volume {n} unreadable: {oneline(exc)}") from exc
     return HandleMedia(lv, keep=(handle,)), VolumeMap.none()
+
+
+# -- LVM inside an unlocked encrypted volume (LVM on LUKS: what Linux installers make with full-disk encryption)
+
+ENCRYPTED_CONTAINERS = ("luks", "bitlocker")
+
+
+class _Nested:
+    """Media read through another media (an LV inside decrypted plaintext); closing it closes both."""
+
+    def __init__(self, inner: Any, outer: Any) -> None:
+        self._inner, self._outer, self.size = inner, outer, inner.size
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._inner.read(offset, size)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._outer.close()
+
+
+def expand_unlocked(parts: list, read: Reader, image_path: str, image_size: int) -> list:
+    """``parts`` with each encrypted volume that a key unlocks and that holds an LVM2 physical volume marked
+    ``meta`` and its logical volumes added (their bytes are plaintext: no image extents, offsets null)."""
+    from triage.workers.encryption import sniff_volume
+    from triage.workers.unlock import key_for, open_volume
+
+    out, rows = [], []
+    for p in parts:
+        wanted = p.flags == "alloc" and p.layer in ENCRYPTED_CONTAINERS and p.start < image_size
+        key = key_for(image_path, p.index) if wanted else None
+        length = min(p.length, image_size - p.start)
+        enc = sniff_volume(read, p.start, length) if key is not None else None
+        if enc is None:
+            out.append(p)
+            continue
+        try:
+            plain = open_volume(enc, read, p.start, length, key)
+        except FilesystemError:
+            out.append(p)  # a wrong key: the walk of this row says so
+            continue
+        try:
+            lvs = logical_volumes(plain.read, 0, plain.size) if is_physical_volume(plain.read, 0) else None
+        finally:
+            plain.close()
+        if lvs is None:
+            out.append(p)  # a filesystem straight inside: walked as the row itself
+            continue
+        names = ", ".join(lv.name for lv in lvs) or "none readable"
+        group = lvs[0].group if lvs else "?"
+        out.append(replace(p, flags="meta", description=f"{p.description}: {enc.kind} unlocked, holding the LVM2 "
+                                                        f"physical volume of group {group} (logical volumes: {names})"))
+        for n, lv in enumerate(lvs):
+            rows.append(replace(p, index=LV_BASE + 100 * p.index + n, slot=f"lvm:{lv.group}/{lv.name}",
+                                length=lv.size, flags="alloc", volume_system="lvm", parent=p.index, layer="lvm-lv",
+                                extents=(), description=f"LVM2 logical volume {lv.group}/{lv.name} (id "
+                                f"{lv.identifier}) in {enc.kind} volume {p.index} (plaintext: no image offsets)"))
+    return out + rows
+
+
+def open_lv(image_path: str, read: Reader, offset: int, length: int, index: int) -> tuple[Any, VolumeMap]:
+    """The logical volume a volume index names, whether its physical volume lies in the image or in the
+    plaintext of an encrypted volume there (unlocked with the key given for that volume's row)."""
+    from triage.workers.encryption import sniff_volume
+    from triage.workers.unlock import key_for, open_volume
+
+    n = lv_number(index)
+    assert n is not None
+    enc = sniff_volume(read, offset, length)
+    if enc is None:
+        return open_logical_volume(read, offset, length, n)
+    key = key_for(image_path, (index - LV_BASE) // 100)
+    if key is None:
+        raise FilesystemError(enc.status())
+    plain = open_volume(enc, read, offset, length, key)
+    try:
+        media, _ = open_logical_volume(plain.read, 0, plain.size, n)
+    except BaseException:
+        plain.close()
+        raise
+    return _Nested(media, plain), VolumeMap.none()  # plaintext: no image offset

@@ -16,7 +16,7 @@ from triage.rules.errors import FilesystemError, ImageError, VolumeError
 from triage.rules.registry import Registry
 from triage.workers import handles
 from triage.workers.encryption import detect, layer_of, sniff_volume
-from triage.workers import lvm
+from triage.workers import apfs, lvm
 from triage.workers.formats import PyImg
 from triage.workers.unlock import key_for, open_volume
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
@@ -25,7 +25,8 @@ from triage.workers.volmap import VolumeMap
 
 #: what a volumes.parquet row is, outermost first: the disk itself (no partition table), a partition-table
 #: entry, an LVM2 physical volume / logical volume, an encrypted volume (its filesystem is read from the plaintext)
-LAYERS = ("disk", "partition", "lvm-pv", "lvm-lv", "luks", "bitlocker", "filevault", "encrypted")
+LAYERS = ("disk", "partition", "lvm-pv", "lvm-lv", "apfs-container", "apfs-volume", "luks", "bitlocker", "filevault",
+          "encrypted")
 #: layers whose filesystem is plaintext decrypted from the image: no image offset inside them
 ENCRYPTED_LAYERS = ("luks", "bitlocker", "filevault", "encrypted")
 
@@ -160,6 +161,19 @@ class BarePhysicalVolume(VolumeSystem):
 
 
 @volume_system
+class BareApfsContainer(VolumeSystem):
+    NAME = "apfs"
+    DESCRIPTION = "no partition table: an APFS container, its volumes listed after it"
+    PRIORITY = 45
+
+    def partitions(self, ref: ImageRef, img: pytsk3.Img_Info) -> list[Partition] | None:
+        if not apfs.is_container(img.read, 0):
+            return None
+        return [Partition(0, "whole image", 0, ref.size, "alloc", "APFS container (no partition table)", "none",
+                          layer="apfs-container")]
+
+
+@volume_system
 class BareEncrypted(VolumeSystem):
     NAME = "encrypted"
     DESCRIPTION = "no partition table: an encrypted volume with a known header (LUKS, BitLocker) is one volume"
@@ -185,7 +199,9 @@ def list_partitions(ref: ImageRef) -> list[Partition]:
     for vs in sorted(VOLUME_SYSTEMS, key=lambda v: (v.PRIORITY, v.NAME)):
         parts = vs.partitions(ref, img)
         if parts is not None:
-            return lvm.expand([_encrypted_layer(p, img, ref.size) for p in parts], img.read, ref.size)
+            parts = lvm.expand([_encrypted_layer(p, img, ref.size) for p in parts], img.read, ref.size)
+            parts = lvm.expand_unlocked(parts, img.read, ref.path, ref.size)  # LVM on LUKS, given the key
+            return apfs.expand(parts, img.read, ref.size)
     raise ImageError(f"{ref.path}: no partition table or filesystem recognised ({ref.size} bytes): not a device "
                      "image, or encrypted/wiped")
 
@@ -212,9 +228,12 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
         if vol.offset >= vol.image.size:
             raise FilesystemError(f"starts at byte {vol.offset}, past the end of the image "
                                   f"({vol.image.size} bytes): truncated image?")
+        if apfs.volume_number(vol.index) is not None:
+            raise FilesystemError(apfs.status(img.read, vol.offset, vol.image.size - vol.offset,
+                                              apfs.volume_number(vol.index)))
         n = lvm.lv_number(vol.index)
         if n is not None:
-            media, vmap = lvm.open_logical_volume(img.read, vol.offset, vol.image.size - vol.offset, n)
+            media, vmap = lvm.open_lv(vol.image.path, img.read, vol.offset, vol.image.size - vol.offset, vol.index)
             return _open_inner(PyImg(media), f"LVM2 logical volume {n}", vmap)
         length = min(vol.length, vol.image.size - vol.offset)
         # a header first: a BitLocker To Go volume is also a valid FAT32 showing only its reader program

@@ -4,6 +4,7 @@ Run on demand (pytest does not collect tests/benchmarks); prints figures, assert
 
     .venv/bin/python tests/benchmarks/bench_formats.py                  # the 2 GiB device of bench_run.py
     .venv/bin/python tests/benchmarks/bench_formats.py --size-gib 0.25  # a quick look
+    .venv/bin/python tests/benchmarks/bench_formats.py --size-gib 0.25 --formats e01 --repeat 1  # one format
 
 The device is bench_run.py's (corpus.build_image, cached in --workdir); each container is made from it by
 the tool that writes it in the field (qemu-img convert; ewfacquire, fast compression) and cached beside it.
@@ -37,9 +38,11 @@ CONTAINERS = {
 }
 
 
-def make_containers(raw: Path) -> dict[str, Path]:
+def make_containers(raw: Path, only: list[str] | None = None) -> dict[str, Path]:
     out = {"raw": raw}
     for name, (suffix, cmd) in CONTAINERS.items():
+        if only and name not in only:
+            continue
         target = raw.with_name(raw.stem + "-bench" + suffix)
         if not target.exists():
             t0 = time.perf_counter()
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("/work/benchdata"))
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per format; the best is reported")
     ap.add_argument("--seed", type=int, default=1729)
+    ap.add_argument("--formats", nargs="*", choices=sorted(CONTAINERS), default=None,
+                    help="containers to compare with raw (default: all)")
     args = ap.parse_args(argv)
 
     from triage.cluster.connect import connect
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = corpus.CorpusSpec(args.size_gib, args.seed)
     raw, manifest = corpus.build_image(spec, args.workdir)
     print(f"device {raw} ({manifest['disk_bytes'] / (1 << 30):.2f} GiB, {manifest['files']} files)")
-    images = make_containers(raw)
+    images = make_containers(raw, args.formats)
     for p in images.values():
         probes.read_through(p)  # page cache warm for every format alike
     runs = args.workdir / "runs" / f"formats-{spec.key}-{time.strftime('%Y%m%dT%H%M%S')}"

@@ -13,9 +13,9 @@ from triage.workers.volumes import VOLUME_SYSTEMS, list_partitions
 
 
 def test_registered_volume_systems():
-    assert VOLUME_SYSTEMS.names() == ["encrypted", "lvm", "none", "tsk"]
-    with pytest.raises(VolumeError, match="unknown volume system 'apfs'; known: encrypted, lvm, none, tsk"):
-        VOLUME_SYSTEMS.get("apfs")
+    assert VOLUME_SYSTEMS.names() == ["apfs", "encrypted", "lvm", "none", "tsk"]
+    with pytest.raises(VolumeError, match="unknown volume system 'zfs'; known: apfs, encrypted, lvm, none, tsk"):
+        VOLUME_SYSTEMS.get("zfs")
 
 
 @pytest.mark.skipif(shutil.which("cryptsetup") is None, reason="cryptsetup not installed")

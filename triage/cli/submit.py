@@ -69,4 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if job.existed:
         print(f"triage: {job.id} already {job.state} for case {job.case} exhibit {job.exhibit}; not added again",
               file=sys.stderr)
+        if args.key and job.state == "running":
+            print(f"triage: the keys are stored; {job.id} is already running and uses them only if it starts again",
+                  file=sys.stderr)
     return 0

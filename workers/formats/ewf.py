@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from triage.rules.errors import ImageError
-from triage.workers.formats import HandleMedia, ImageFormat, image_format, oneline
+from triage.workers.formats import HandleMedia, ImageFormat, Media, image_format, oneline
+from triage.workers.formats.ewfchunks import EwfChunkMedia, chunk_map
 from triage.workers.refs import ImageRef
 
 EWF_SIGNATURES = (b"EVF\x09\x0d\x0a\xff\x00", b"EVF2\x0d\x0a\x81\x00")
@@ -38,5 +39,11 @@ class EwfFormat(ImageFormat):
         except OSError as exc:
             raise ImageError(f"{path}: EWF segments could not be listed: {oneline(exc)}") from exc
 
-    def open_media(self, ref: ImageRef) -> HandleMedia:
-        return HandleMedia(open_ewf(ref))
+    def open_media(self, ref: ImageRef) -> Media:
+        """libewf opens the set (and refuses a broken one); the chunks are then inflated by zlib where the
+        table is understood (:mod:`ewfchunks`: libewf's own inflate is the slow part), libewf reading the rest."""
+        handle = HandleMedia(open_ewf(ref))
+        cmap = chunk_map(tuple(ref.segments))
+        if cmap is None or cmap.media_size != handle.size:
+            return handle
+        return EwfChunkMedia(cmap, lambda: handle)
