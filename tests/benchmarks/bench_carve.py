@@ -459,6 +459,28 @@ def describe_false(truth: dict, o: dict) -> tuple[str, str]:
     return "background", f"in {region_of(truth, o['offset'])} background (no planted object there)"
 
 
+def print_phases(img: Path, truth: dict) -> None:
+    """Where a carving run's CPU goes: the graph task by task in this process (bench_run.py's way)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import inline
+    import probes
+
+    out = ROOT / "runs" / f"phases-{time.strftime('%Y%m%dT%H%M%S')}"
+    per_byte = {a: c / truth["size"] for a, c in probes.image_hash_cpu(img).items()}
+    try:
+        client, stats, totals = inline.run_inline(img, out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    n = {fn: nc for (f, _, fn), (_, nc, _, _, _) in stats.stats.items()  # type: ignore[attr-defined]
+         if (fn, f.endswith("rules/phash.py")) == ("phash_file", True)
+         or (fn, f.endswith("workers/digest.py")) == ("magic_type", True)}
+    print(f"\nphases (triage's graph in-process under cProfile, carving as configured): {totals['cpu']:.2f} CPU s; "
+          f"read amplification {totals['rchar'] / truth['size']:.2f}x the image; "
+          f"{n.get('magic_type', 0)} files typed, {n.get('phash_file', 0)} pictures pHashed")
+    for label, cpu in inline.phases(client, stats, per_byte):
+        print(f"  {label:<48} {cpu:8.2f} CPU s")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -474,6 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rebuild", action="store_true", help="rebuild the image even if cached")
     ap.add_argument("--repeats", type=int, default=1, help="runs per tool; the fastest is shown")
     ap.add_argument("--keep", action="store_true", help="keep the tools' outputs under /work/benchdata/carve/runs")
+    ap.add_argument("--phases", action="store_true",
+                    help="also run triage's graph in this process under cProfile: CPU per phase, read amplification")
     args = ap.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
     img, truth = image(args.size_gib, args.seed, args.objects_per_gib, args.rebuild, args.dense)
@@ -553,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         for o in s["false"]:
             print(f"  FALSE  {o['kind']:<6} {o['length']:>9,} bytes at {o['offset']:>12,}: "
                   f"{describe_false(truth, o)[1]}")
+    if args.phases:
+        print_phases(img, truth)
     for tool in ("foremost", "photorec", "scalpel"):
         if tool in results:
             s = results[tool]["score"]
