@@ -481,6 +481,43 @@ def print_phases(img: Path, truth: dict) -> None:
         print(f"  {label:<48} {cpu:8.2f} CPU s")
 
 
+def print_carve_reads(img: Path, truth: dict, chunks: int = 3, chunk: int = 64 * MIB, overlap: int = 8 * MIB) -> None:
+    """Image bytes a carve task reads per chunk byte: scan, validate and digest each object (issue #11
+    point 6), through the task's SpanCache and, for comparison, straight from the image."""
+    from triage.workers.carve import SpanCache, iter_scan
+    from triage.workers.carving import ImageReader
+    from triage.workers.image import identify
+
+    class Counting:
+        def __init__(self, reader: Any) -> None:
+            self.reader, self.size, self.bytes = reader, reader.size, 0
+
+        def read(self, offset: int, size: int) -> bytes:
+            data = self.reader.read(offset, size)
+            self.bytes += len(data)
+            return data
+
+    ref = identify(img)
+    starts = [truth["size"] * (k + 1) // (chunks + 1) // MIB * MIB for k in range(chunks)]
+    totals = {"straight from the image": 0, "through SpanCache (the carve task)": 0}
+    objects = 0
+    for start in starts:
+        for label in totals:
+            counting = Counting(ImageReader(ref))
+            reader = counting if label.startswith("straight") else SpanCache(counting)
+            n = 0
+            for obj in iter_scan(reader, start, start + chunk, overlap):
+                n += 1
+                pos = 0
+                while pos < obj.length:  # the digest's reads
+                    pos += len(reader.read(obj.offset + pos, min(4 * MIB, obj.length - pos)))
+            totals[label] += counting.bytes
+        objects += n
+    print(f"\ncarve task reads ({chunks} chunks of {chunk // MIB} MiB, {overlap // MIB} MiB look-back, {objects} "
+          f"objects scanned, validated and digested): " + "; ".join(
+              f"{label} {b / (chunks * chunk):.2f}x the chunk bytes" for label, b in totals.items()))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -579,6 +616,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{describe_false(truth, o)[1]}")
     if args.phases:
         print_phases(img, truth)
+        print_carve_reads(img, truth)
     for tool in ("foremost", "photorec", "scalpel"):
         if tool in results:
             s = results[tool]["score"]
