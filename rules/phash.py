@@ -20,10 +20,17 @@ CPU per picture and the bit distance to imagehash's full-decode pHash):
   (only the 8 lowest frequencies are ever used), not two full FFT-based DCTs
   through scipy and imagehash's wrappers; a worker no longer imports scipy.
   :func:`phash_pixels_many` hashes a stack of reductions in one batched product.
+* Work whose answer is known is skipped: a worker thread remembers the pHash of
+  each content sha256 it hashed (``triage.workers.digest``), so duplicate files and
+  a carved copy of a picture already seen are not decoded again.
 * What is left is almost all the decoders' own work (a JPEG's entropy decoding,
-  which costs the same at every scale; a PNG's inflate and unfiltering), so the
-  hash costs about 1.2-1.3x less CPU than before on the run benchmark's JPEG/PNG
-  mix, not the 5x issue #11 hoped for. Shortcuts that change more pixels (a box
+  which costs the same at every scale; a PNG's inflate and unfiltering: measured
+  on the run benchmark's mix, Pillow's decode alone is ~2.3 ms per JPEG at 1/8
+  scale and ~4 ms per PNG, of ~3.2 and ~5.7 for the whole hash), so the hash
+  costs about 1.2-1.3x less CPU than before on distinct pictures, not the 5x
+  issue #11 hoped for. simplejpeg (same libjpeg-turbo, no Python decode loop)
+  was measured 14% faster on the JPEGs and imagecodecs' PNG decoder 30% on the
+  PNGs, with identical pixels: not worth a second decoder stack to keep safe. Shortcuts that change more pixels (a box
   pre-reduction before the Lanczos filter, 1/8-scale JPEG decodes to 32-64 px)
   were measured and rejected: on pictures whose DCT coefficients crowd the
   median they flip up to 20 bits, and references hashed before must keep

@@ -459,6 +459,65 @@ def describe_false(truth: dict, o: dict) -> tuple[str, str]:
     return "background", f"in {region_of(truth, o['offset'])} background (no planted object there)"
 
 
+def print_phases(img: Path, truth: dict) -> None:
+    """Where a carving run's CPU goes: the graph task by task in this process (bench_run.py's way)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import inline
+    import probes
+
+    out = ROOT / "runs" / f"phases-{time.strftime('%Y%m%dT%H%M%S')}"
+    per_byte = {a: c / truth["size"] for a, c in probes.image_hash_cpu(img).items()}
+    try:
+        client, stats, totals = inline.run_inline(img, out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    n = {fn: nc for (f, _, fn), (_, nc, _, _, _) in stats.stats.items()  # type: ignore[attr-defined]
+         if (fn, f.endswith("rules/phash.py")) == ("phash_file", True)
+         or (fn, f.endswith("workers/digest.py")) == ("magic_type", True)}
+    print(f"\nphases (triage's graph in-process under cProfile, carving as configured): {totals['cpu']:.2f} CPU s; "
+          f"read amplification {totals['rchar'] / truth['size']:.2f}x the image; "
+          f"{n.get('magic_type', 0)} files typed, {n.get('phash_file', 0)} pictures pHashed")
+    for label, cpu in inline.phases(client, stats, per_byte):
+        print(f"  {label:<48} {cpu:8.2f} CPU s")
+
+
+def print_carve_reads(img: Path, truth: dict, chunks: int = 3, chunk: int = 64 * MIB, overlap: int = 8 * MIB) -> None:
+    """Image bytes a carve task reads per chunk byte: scan, validate and digest each object (issue #11
+    point 6), through the task's SpanCache and, for comparison, straight from the image."""
+    from triage.workers.carve import SpanCache, iter_scan
+    from triage.workers.carving import ImageReader
+    from triage.workers.image import identify
+
+    class Counting:
+        def __init__(self, reader: Any) -> None:
+            self.reader, self.size, self.bytes = reader, reader.size, 0
+
+        def read(self, offset: int, size: int) -> bytes:
+            data = self.reader.read(offset, size)
+            self.bytes += len(data)
+            return data
+
+    ref = identify(img)
+    starts = [truth["size"] * (k + 1) // (chunks + 1) // MIB * MIB for k in range(chunks)]
+    totals = {"straight from the image": 0, "through SpanCache (the carve task)": 0}
+    objects = 0
+    for start in starts:
+        for label in totals:
+            counting = Counting(ImageReader(ref))
+            reader = counting if label.startswith("straight") else SpanCache(counting)
+            n = 0
+            for obj in iter_scan(reader, start, start + chunk, overlap):
+                n += 1
+                pos = 0
+                while pos < obj.length:  # the digest's reads
+                    pos += len(reader.read(obj.offset + pos, min(4 * MIB, obj.length - pos)))
+            totals[label] += counting.bytes
+        objects += n
+    print(f"\ncarve task reads ({chunks} chunks of {chunk // MIB} MiB, {overlap // MIB} MiB look-back, {objects} "
+          f"objects scanned, validated and digested): " + "; ".join(
+              f"{label} {b / (chunks * chunk):.2f}x the chunk bytes" for label, b in totals.items()))
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -474,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rebuild", action="store_true", help="rebuild the image even if cached")
     ap.add_argument("--repeats", type=int, default=1, help="runs per tool; the fastest is shown")
     ap.add_argument("--keep", action="store_true", help="keep the tools' outputs under /work/benchdata/carve/runs")
+    ap.add_argument("--phases", action="store_true",
+                    help="also run triage's graph in this process under cProfile: CPU per phase, read amplification")
     args = ap.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
     img, truth = image(args.size_gib, args.seed, args.objects_per_gib, args.rebuild, args.dense)
@@ -553,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
         for o in s["false"]:
             print(f"  FALSE  {o['kind']:<6} {o['length']:>9,} bytes at {o['offset']:>12,}: "
                   f"{describe_false(truth, o)[1]}")
+    if args.phases:
+        print_phases(img, truth)
+        print_carve_reads(img, truth)
     for tool in ("foremost", "photorec", "scalpel"):
         if tool in results:
             s = results[tool]["score"]

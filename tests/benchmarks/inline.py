@@ -99,7 +99,7 @@ def phases(client: InlineClient, stats: pstats.Stats, hash_cpu_per_byte: dict[st
     updates = _ct(stats, "~", ("<method 'update' of '_hashlib.HASH' objects>",), own=True)
     per = {a: hash_cpu_per_byte[a] for a in ("md5", "sha1", "sha256")}
     total_per = sum(per.values())
-    scan = _ct(stats, "workers/carve/scanner.py", ("scan",))
+    scan = _ct(stats, "workers/carve/scanner.py", ("scan", "iter_scan"), outer=True)
     carvers = _ct(stats, "workers/carve/scanner.py", ("_validate",))
     write = _ct(stats, "pyarrow/parquet/core.py", ("write_table",), outer=True)
     out = [("image hash (media task, both threads)", client.cpu.get("media", 0.0))]

@@ -14,7 +14,7 @@ import logging
 
 from triage.workers.carve.reader import Reader
 from triage.workers.carve.registry import Carver, carver
-from triage.workers.carve.stream import Cursor
+from triage.workers.carve.stream import BLOCK, Cursor
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,26 @@ def _image(cur: Cursor) -> bool:
 
 
 def _skip_sub_blocks(cur: Cursor) -> int | None:
-    """Skip a chain of sub-blocks through its zero terminator; data bytes, or None."""
+    """Skip a chain of sub-blocks through its zero terminator; data bytes, or None.
+
+    Walks the length bytes inside buffered blocks rather than one cursor call per
+    sub-block: an image's data is a chain of up to 255-byte sub-blocks, hundreds of
+    them in a picture of tens of KB.
+    """
     total = 0
     while True:
-        size = cur.byte()
-        if size is None:
+        base = cur.pos
+        chunk = cur.at(base, min(BLOCK, cur.end - base))
+        if not chunk:
+            return None  # the chain runs past the object's bounds
+        i, n = 0, len(chunk)
+        while i < n:
+            size = chunk[i]
+            if size == 0:
+                cur.pos = base + i + 1
+                return total
+            i += 1 + size
+            total += size
+        if base + i > cur.end:
             return None
-        if size == 0:
-            return total
-        if not cur.skip(size):
-            return None
-        total += size
+        cur.pos = base + i

@@ -14,6 +14,7 @@ Overflow, freelist and pointer-map pages have free-form content and are not chec
 from __future__ import annotations
 
 import logging
+import struct
 
 from triage.workers.carve.reader import Reader
 from triage.workers.carve.registry import Carver, carver
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 MAGIC = b"SQLite format 3\x00"
 #: b-tree pages verified per database at most (about 16 MiB at 4 KiB pages)
 MAX_VERIFY_PAGES = 4096
+#: databases up to this size are read in one call for the walk (pages are then slices of it)
+WHOLE_READ = 4 << 20
 TABLE_INTERIOR, TABLE_LEAF, INDEX_INTERIOR, INDEX_LEAF = 5, 13, 2, 10
 _CHILDREN = {TABLE_INTERIOR: {TABLE_INTERIOR, TABLE_LEAF}, INDEX_INTERIOR: {INDEX_INTERIOR, INDEX_LEAF}}
 #: bytes taken by a record value of each fixed-size serial type
@@ -99,6 +102,15 @@ class _Db:
         self.reader, self.start, self.page_size, self.pages, self.usable = reader, start, page_size, pages, usable
         self.budget = MAX_VERIFY_PAGES
         self.seen: set[int] = set()
+        # a database the walk may read whole is read in one call, its pages sliced from it
+        length = page_size * pages
+        self.whole = reader.read(start, length) if length <= WHOLE_READ else None
+
+    def page(self, number: int) -> bytes:
+        at = (number - 1) * self.page_size
+        if self.whole is not None:
+            return self.whole[at : at + self.page_size]
+        return self.reader.read(self.start + at, self.page_size)
 
     def verify(self) -> bool:
         roots: list[int] = []
@@ -124,7 +136,7 @@ class _Db:
                 return False  # a cycle, or a child outside the file
             self.seen.add(number)
             self.budget -= 1
-            page = self.reader.read(self.start + (number - 1) * self.page_size, self.page_size)
+            page = self.page(number)
             parsed = _page(page, 100 if number == 1 else 0, self.usable)
             if parsed is None or parsed[0] not in allowed:
                 return False
@@ -152,8 +164,12 @@ def _page(page: bytes, at: int, usable: int) -> tuple[int, list[int], int] | Non
         return None
     if freeblock and not content <= freeblock < usable:
         return None
-    cells = [int.from_bytes(page[i : i + 2], "big") for i in range(at + hsize, end, 2)]
-    if not all(content <= c < usable - 3 for c in cells):
+    if end > len(page):
+        return None
+    # one C-level unpack of the cell pointer array: this check runs on every page of every
+    # candidate database, and was most of the carving CPU on a device full of small databases
+    cells = list(struct.unpack_from(f">{ncells}H", page, at + hsize))
+    if cells and not (content <= min(cells) and max(cells) < usable - 3):
         return None
     right = int.from_bytes(page[at + 8 : at + 12], "big") if hsize == 12 else 0
     return kind, cells, right

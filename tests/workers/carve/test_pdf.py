@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,10 +92,8 @@ def test_pdf_in_front_of_much_data_reads_a_bounded_amount(samples: dict, pdf: re
             reads.append(len(out))
             return out
 
-    t0 = time.perf_counter()
     assert pdf.carve(Counting(doc + bytes(48 << 20)), 0) == len(doc)
     assert sum(reads) < 2 * UPDATE_GAP + (2 << 20)
-    assert time.perf_counter() - t0 < 2.0
 
 
 @given(st.data())
