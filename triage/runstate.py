@@ -28,11 +28,11 @@ from triage.carveplan import Owner, chunks, partition_extents
 from triage.checkpoint import Checkpoints
 from triage.knownbad import KnownBad, event
 from triage.plan import plan_batches
+from triage.rules.errors import InputError
 from triage.rules.home import state_dir
 from triage.settings import RunSettings
 from triage.store import WORK, Staging
 from triage.tasks import KINDS, PRIORITY_BIG, PRIORITY_MEDIA, PRIORITY_SMALL, PRIORITY_VOLUMES, PRIORITY_WALK, Task
-from triage.rules.errors import InputError
 from triage.workers.extraction import is_logical, shape
 from triage.workers.formats import FORMATS
 from triage.workers.image import identify
