@@ -17,7 +17,7 @@ FILES_SCHEMA = pa.schema(
         pa.field("type", pa.string(), nullable=False),       # `fls` type pair, name/meta: 'r/r', 'd/d', 'l/l', 'V/V', 'r/-' ...
         pa.field("size", pa.int64(), nullable=False),        # bytes in the attribute read (file size for the default stream)
         pa.field("deleted", pa.bool_(), nullable=False),     # the name is unallocated (fls marks it '*')
-        pa.field("source", pa.string(), nullable=False),     # 'allocated', 'deleted', 'orphan' ('carved' comes with carving)
+        pa.field("source", pa.string(), nullable=False),     # 'allocated', 'deleted', 'orphan', 'carved'; 'logical': member of a tar/zip/folder source
         pa.field("mtime", TS),                               # UTC; null where the filesystem stores none (or 0)
         pa.field("atime", TS),
         pa.field("ctime", TS),                               # metadata change time (ext/NTFS), null on FAT
