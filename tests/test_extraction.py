@@ -135,7 +135,8 @@ def test_submit_and_serve_an_extraction_like_a_disk(tmp_path):
     jpg = ext.entries[2]
     (tmp_path / "bad.md5").write_text(f"{jpg.hashes()['md5']}  seized.jpg\n")
     _cli(home, "hashsets", "import", str(tmp_path / "bad.md5"), "--name", "force-bad", "--category", "known-bad")
-    job = _cli(home, "submit", str(ext.path), "--case", "OP-PHONE", "--exhibit", "P/1", "--priority", "low").stdout.strip()
+    job = _cli(home, "submit", str(ext.path), "--case", "OP-PHONE", "--exhibit", "P/1",
+               "--priority", "low").stdout.strip()
     serve = subprocess.Popen([sys.executable, "-m", "triage.cli.main", "serve", "--home", str(home), "--workers", "1"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
