@@ -10,12 +10,14 @@ whose content must never show up in any hash).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from pathlib import Path
@@ -133,7 +135,8 @@ def test_submit_and_serve_an_extraction_like_a_disk(tmp_path):
     jpg = ext.entries[2]
     (tmp_path / "bad.md5").write_text(f"{jpg.hashes()['md5']}  seized.jpg\n")
     _cli(home, "hashsets", "import", str(tmp_path / "bad.md5"), "--name", "force-bad", "--category", "known-bad")
-    job = _cli(home, "submit", str(ext.path), "--case", "OP-PHONE", "--exhibit", "P/1", "--priority", "low").stdout.strip()
+    job = _cli(home, "submit", str(ext.path), "--case", "OP-PHONE", "--exhibit", "P/1",
+               "--priority", "low").stdout.strip()
     serve = subprocess.Popen([sys.executable, "-m", "triage.cli.main", "serve", "--home", str(home), "--workers", "1"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -163,3 +166,71 @@ def test_submit_and_serve_an_extraction_like_a_disk(tmp_path):
     finally:
         dash.stop()
     assert "phone.tar" in page and "Android file system extraction" in page
+
+
+def test_a_tar_gz_is_planned_as_a_few_stream_tasks(tmp_path):
+    """The run's own planning (no cluster: each task's function called in turn, as a driver would)."""
+    import dask.config
+
+    from triage.finish import finalize
+    from triage.runstate import ImageRun
+
+    src = tmp_path / "phone.tgz"
+    members = {f"data/media/0/DCIM/f{i:02d}.bin": os.urandom(10_000) for i in range(12)}
+    with tarfile.open(src, "w:gz") as tf:
+        for name, data in members.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    out = tmp_path / "out"
+    with dask.config.set({"triage.content.batch-bytes": "4KiB"}):  # 120 KB of members: bound by STREAM_TASKS
+        run = ImageRun(src, out, carve="none")
+        member_tasks = 0
+        while run.todo:
+            for task in run.take():
+                member_tasks += task.kind is run_kind("members")
+                run.task_done(task, task.kind.func(task.arg))
+        assert member_tasks == 4
+        assert finalize(run).exit_code == 0
+    rows = {r["path"]: r for r in pq.read_table(out / "files.parquet").to_pylist()}
+    assert {p: rows[p]["sha256"] for p in members} == {p: hashlib.sha256(d).hexdigest() for p, d in members.items()}
+
+
+def run_kind(name: str):
+    from triage.tasks import KINDS
+
+    return KINDS.get(name)
+
+
+def _drive(run, stop_after: int | None = None) -> None:
+    """Each task's function called in turn, as a driver would; ``stop_after`` tasks, then stop."""
+    done = 0
+    while run.todo:
+        for task in run.take(1):
+            run.task_done(task, task.kind.func(task.arg))
+            done += 1
+            if stop_after is not None and done >= stop_after:
+                return
+
+
+def test_an_interrupted_extraction_resumes_to_byte_identical_tables(tmp_path):
+    import dask.config
+
+    from triage.finish import finalize
+    from triage.runstate import ImageRun
+
+    ext = build_zip(tmp_path / "phone.zip")
+    with dask.config.set({"triage.content.batch-files": 2}):
+        whole = ImageRun(ext.path, tmp_path / "whole", carve="none")
+        _drive(whole)
+        finalize(whole)
+        first = ImageRun(ext.path, tmp_path / "out", carve="none")
+        _drive(first, stop_after=4)  # hash, listing and two member batches
+        first.pending = 0
+        first.abort()
+        second = ImageRun(ext.path, tmp_path / "out", carve="none")
+        assert second.resumed_bytes > 0
+        _drive(second)
+        finalize(second)
+    assert (tmp_path / "out" / "files.parquet").read_bytes() == (tmp_path / "whole" / "files.parquet").read_bytes()
+    assert (tmp_path / "out" / "volumes.parquet").read_bytes() == (tmp_path / "whole" / "volumes.parquet").read_bytes()

@@ -28,11 +28,11 @@ from triage.carveplan import Owner, chunks, partition_extents
 from triage.checkpoint import Checkpoints
 from triage.knownbad import KnownBad, event
 from triage.plan import plan_batches
+from triage.rules.errors import InputError
 from triage.rules.home import state_dir
 from triage.settings import RunSettings
 from triage.store import WORK, Staging
 from triage.tasks import KINDS, PRIORITY_BIG, PRIORITY_MEDIA, PRIORITY_SMALL, PRIORITY_VOLUMES, PRIORITY_WALK, Task
-from triage.rules.errors import InputError
 from triage.workers.extraction import is_logical, shape
 from triage.workers.formats import FORMATS
 from triage.workers.image import identify
@@ -162,8 +162,12 @@ class ImageRun:
         self.contents[0], self.task_errors[0] = [], {}
         self.walks[0] = walk
         s = self.settings
-        # a compressed stream (tar.gz) is read in one pass by one task; huge members get a task each (no chains)
-        bound = (s.batch_bytes, s.batch_files) if fmt.RANDOM_ACCESS else (1 << 62, 1 << 62)
+        # a compressed stream (tar.gz): a few tasks, each reading the stream from its start (STREAM_TASKS);
+        # a huge member gets a task of its own (no segment chains for members)
+        bound = (s.batch_bytes, s.batch_files)
+        if not fmt.RANDOM_ACCESS:
+            content = sum(walk.table.column("size").to_pylist())
+            bound = (max(s.batch_bytes, -(-content // fmt.STREAM_TASKS)), 1 << 62)
         for i, batch in enumerate(plan_batches(self.vols[0], walk.table, *bound, s.options, self.known)):
             prio = PRIORITY_BIG if batch.nbytes >= s.batch_bytes else PRIORITY_SMALL
             self.add(Task(f"content-0-{i:05d}", KINDS.get("members"), batch, prio, batch.nbytes, len(batch.items)))

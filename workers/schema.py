@@ -19,6 +19,7 @@ FILES_SCHEMA = pa.schema(
         pa.field("size", pa.int64(), nullable=False),        # bytes in the attribute read (file size for the default stream)
         pa.field("deleted", pa.bool_(), nullable=False),     # the name is unallocated (fls marks it '*')
         pa.field("source", pa.string(), nullable=False),     # 'allocated', 'deleted', 'orphan', 'carved', 'archive member'
+                                                             # (of an archive found), 'logical' (member of a tar/zip/folder source)
         pa.field("mtime", TS),                               # UTC; null where the filesystem stores none (or 0)
         pa.field("atime", TS),
         pa.field("ctime", TS),                               # metadata change time (ext/NTFS), null on FAT

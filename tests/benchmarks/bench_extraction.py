@@ -41,7 +41,8 @@ import probes  # noqa: E402
 MIB, GIB = 1 << 20, 1 << 30
 WORKERS = 2
 VERSION = 1  # bump when the tree changes, so cached data is rebuilt
-APPS = ("com.whatsapp", "com.android.chrome", "org.telegram.messenger", "com.instagram.android", "com.google.android.gm")
+APPS = ("com.whatsapp", "com.android.chrome", "org.telegram.messenger", "com.instagram.android",
+        "com.google.android.gm")
 
 
 def picture_pool(seed: int) -> dict[str, list[bytes]]:
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         sources["folder"] = base / "tree"
     for label, path in sources.items():
         if path.is_file():
-            print(f"  {label}: {path.stat().st_size / GIB:.2f} GiB; page cache warmed in {probes.read_through(path):.1f} s")
+            warm = probes.read_through(path)
+            print(f"  {label}: {path.stat().st_size / GIB:.2f} GiB; page cache warmed in {warm:.1f} s")
     runs = args.workdir / "runs" / f"extraction-{time.strftime('%Y%m%dT%H%M%S')}"
     results: dict[str, list[dict]] = {k: [] for k in sources}
     with connect(workers=WORKERS) as client:

@@ -189,3 +189,10 @@ def test_the_listing_is_the_same_after_reading_everything(tmp_path, build):
     first = walk_source(identify(ext.path)).table
     triage_source(ext.path)
     assert walk_source(identify(ext.path)).table.equals(first)
+
+
+def test_a_tar_gz_is_read_by_a_few_tasks_each_from_the_start_of_the_stream(tmp_path):
+    """Members split across batches are each read by their own pass, whichever batch runs first."""
+    ext = build_tar(tmp_path / "a.tgz", gz=True)
+    by_path, _rows, _ = triage_source(ext.path, batch_bytes=1, batch_files=1)  # one member per task
+    check_rows(ext, by_path)

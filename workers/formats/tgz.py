@@ -1,12 +1,14 @@
 """A gzip-compressed tar (``.tar.gz`` / ``.tgz``) of a device's files.
 
 gzip has no random access: reaching a member means decompressing everything
-before it. So the listing is one decompressing pass over the headers, and all
-members are read by one content task in a second pass, in stream order, each
-member's bytes going straight from the decompressor into the digester (never to
-disk). Spooling the decompressed tar to disk once would let tasks run in
-parallel, but it writes a copy of the evidence; on two cores the second pass is
-about as fast (``tests/benchmarks/bench_extraction.py --shape tgz``).
+before it. So the listing is one decompressing pass over the headers, and the
+members are read by a few content tasks (``STREAM_TASKS``), each streaming the
+archive from its start, skipping the members before its own and stopping after
+its last, each member's bytes going straight from the decompressor into the
+digester (never to disk). Inflating is cheap next to hashing, typing and pHashing
+the members, so the repeated prefixes cost less than the parallelism gains;
+spooling the decompressed tar to disk once would avoid them but writes a copy of
+the evidence (``tests/benchmarks/bench_extraction.py --also tgz``).
 """
 
 from __future__ import annotations
