@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from triage_test_fixtures.archives import MTIME, evidence_files, hashes, have_tool, zip_bytes
 from triage_test_fixtures.cli import triage_command
-from triage_test_fixtures.mkfs import TOOL_ENV, make_ext, missing_tools, png_bytes
+from triage_test_fixtures.mkfs import make_ext, missing_tools, png_bytes
 
 from triage.rules.importer import import_hashset
 
