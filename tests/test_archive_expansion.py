@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from triage_test_fixtures.archives import MTIME, evidence_files, hashes, have_tool, zip_bytes
 from triage_test_fixtures.cli import triage_command
-from triage_test_fixtures.mkfs import TOOL_ENV, make_ext, missing_tools, png_bytes
+from triage_test_fixtures.mkfs import make_ext, missing_tools, png_bytes
 
 from triage.rules.importer import import_hashset
 
@@ -176,3 +177,27 @@ def test_results_are_byte_identical_across_runs(expanded):
     _run(expanded["image"], again, expanded["home"], expanded["cwd"])
     assert (again / "files.parquet").read_bytes() == (expanded["out"] / "files.parquet").read_bytes()
     assert "<triage:container>home/photos.zip</triage:container>" in (again / "report.dfxml").read_text()
+
+
+def test_html_report_shows_members_as_text(expanded):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    dialogs = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto((expanded["out"] / "report.html").as_uri())
+            page.wait_for_load_state("load")
+            text = page.inner_text("body")
+            scripts = page.locator("script").count()
+        finally:
+            browser.close()
+    assert dialogs == [] and scripts == 0
+    assert "home/photos.zip/DCIM/bad.png" in text  # the known-bad member, listed among the hits
+    csv_text = (expanded["out"] / "report.csv").read_text()
+    assert "home/hostile.zip/../../escape.txt" in csv_text and ",home/nested.zip/level2.zip," in csv_text

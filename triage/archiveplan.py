@@ -21,11 +21,11 @@ from triage.workers.archives import ARCHIVE_STATUS, ArchiveRef, archive_mimes
 if TYPE_CHECKING:
     from triage.runstate import ImageRun
 
-CARVED = "expand-carved-"
+CARVED = "expand-carved-"  # task-name prefix of a carved archive's expansion
 
-
-def _mimes() -> frozenset[str]:
-    return archive_mimes()
+# An archive's row is named by (partition, path). Paths are unique within a partition except where
+# a deleted name repeats a live one's; such twins each get their members, and a status meant for
+# one of them is shown on both.
 
 
 def plan_expansions(run: ImageRun, idx: int, table: pa.Table) -> None:
@@ -33,8 +33,7 @@ def plan_expansions(run: ImageRun, idx: int, table: pa.Table) -> None:
     lim = run.settings.archives
     if lim is None or lim.depth <= 0 or table.num_rows == 0:
         return
-    mimes = _mimes()
-    found = table.filter(pc.and_(pc.is_in(table.column("mime"), pa.array(sorted(mimes))),
+    found = table.filter(pc.and_(pc.is_in(table.column("mime"), pa.array(sorted(archive_mimes()))),
                                  pc.equal(table.column("status"), "ok")))
     if found.num_rows == 0:
         return
@@ -52,7 +51,7 @@ def plan_carved(run: ImageRun, table: pa.Table) -> None:
     lim = run.settings.archives
     if lim is None or lim.depth <= 0 or table.num_rows == 0:
         return
-    found = table.filter(pc.is_in(table.column("mime"), pa.array(sorted(_mimes()))))
+    found = table.filter(pc.is_in(table.column("mime"), pa.array(sorted(archive_mimes()))))
     for r in found.select(["path", "size", "mime", "offset", "status"]).to_pylist():
         if r["status"] == "ok":
             ref = ArchiveRef(0, r["path"], r["size"], r["mime"], True, run.settings.options, lim, run.known,
@@ -71,8 +70,8 @@ def _add(run: ImageRun, name: str, ref: ArchiveRef) -> None:
 def got_expansion(run: ImageRun, name: str, result: pa.Table) -> None:
     """Keep an expand task's rows; its archive's status aside; announce hits that are final."""
     is_status = pc.equal(result.column("source"), ARCHIVE_STATUS)
-    for r in result.filter(is_status).select(["partition", "path", "status"]).to_pylist():
-        run.archive_status[name] = r["status"]
+    for status in result.filter(is_status).column("status").to_pylist():
+        run.archive_status[name] = status
     members = result.filter(pc.invert(is_status))
     run.expanded[name] = members
     if not name.startswith(CARVED):

@@ -52,13 +52,15 @@ def test_registry_covers_the_four_formats():
     assert set(MIME.values()) <= archive_mimes()
 
 
-@pytest.mark.parametrize("kind", ["zip-deflate", "zip-stored", "tar", "tgz", "7z"])
+@pytest.mark.parametrize("kind", ["zip-deflate", "zip-stored", "tar", "tgz", "tbz2", "txz", "7z"])
 def test_members_and_hashes(kind):
     data, mime = {
         "zip-deflate": (zip_bytes(FILES), MIME["zip"]),
         "zip-stored": (zip_bytes(FILES, zipfile.ZIP_STORED), MIME["zip"]),
         "tar": (tar_bytes(FILES), MIME["tar"]),
         "tgz": (tar_bytes(FILES, "w:gz"), MIME["gzip"]),
+        "tbz2": (tar_bytes(FILES, "w:bz2"), "application/x-bzip2"),
+        "txz": (tar_bytes(FILES, "w:xz"), "application/x-xz"),
         "7z": (sevenzip_bytes(FILES), MIME["7z"]),
     }[kind]
     status, rows, _ = expand(data, mime)
@@ -205,6 +207,16 @@ def test_hostile_7z_names_are_shown_verbatim():
     status, rows, _ = expand(bytes(v), MIME["7z"])
     assert status == "ok"
     assert rows["ev/a/../up.txt"]["md5"] == hashes(b"1")["md5"] and rows["ev/a//abs1.txt"]["md5"] == hashes(b"2")["md5"]
+
+
+@pytest.mark.parametrize("mime", ["application/x-bzip2", "application/x-xz"])
+def test_a_lone_compressed_file_is_not_an_archive(mime):
+    import bz2
+    import lzma
+
+    data = (bz2.compress if "bzip2" in mime else lzma.compress)(b"just a log\n" * 100)
+    status, rows, _ = expand(data, mime)
+    assert status == "ok" and rows == {}
 
 
 def test_app_packages_are_not_expanded():

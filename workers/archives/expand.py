@@ -81,7 +81,7 @@ class Expander:
             return f"not expanded: depth limit {self.limits.depth}"
         fmt = reader_for(mime, f)
         if fmt is None:
-            return f"not expanded: no archive reader takes {mime}"
+            return "ok"  # not an archive after all (a lone .bz2 or .xz): a file like any other
         arc = _Archive(self, path, size, depth)
         status = "ok"
         try:

@@ -56,10 +56,21 @@ def expand_tar(f: BinaryIO, visit: Visit, mode: str = "r|*") -> None:
             pump(read_chunks(stream.read, _READ_ERRORS), sink)
 
 
+_COMPRESSED = frozenset({"application/x-bzip2", "application/x-xz"})
+
+
 @ARCHIVES.register("tar", instance=True)
 class TarReader(ArchiveFormat):
-    DESCRIPTION = "tar archive: ustar, GNU, pax (stdlib tarfile, read as one stream)"
-    MIMES = frozenset({"application/x-tar", "application/x-gtar", "application/x-ustar"})
+    DESCRIPTION = "tar archive: ustar, GNU, pax, plain or bzip2/xz-compressed (stdlib tarfile, read as one stream)"
+    MIMES = frozenset({"application/x-tar", "application/x-gtar", "application/x-ustar", *_COMPRESSED})
+
+    def sniff(self, f: BinaryIO) -> bool:
+        """A .tar.bz2/.tar.xz is taken when a valid tar header follows; a lone .bz2/.xz is not an archive."""
+        try:
+            with tarfile.open(fileobj=f, mode="r|*") as tf:
+                return tf.next() is not None
+        except _READ_ERRORS:
+            return False
 
     def expand(self, f: BinaryIO, size: int, visit: Visit, max_members: int, name: str) -> None:
         expand_tar(f, visit)
