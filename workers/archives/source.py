@@ -11,16 +11,19 @@ spooled to disk.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from triage.rules.errors import FilesystemError, TriageError
+from triage.workers.archives.base import ArchiveLimit
 from triage.workers.archives.expand import Expander
 from triage.workers.archives.limits import ArchiveLimits
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
-from triage.workers.refs import ContentOptions, ImageRef, KnownRef, VolumeRef
+from triage.workers.refs import ContentItem, ContentOptions, ImageRef, KnownRef, VolumeRef
 from triage.workers.volumes import open_fs
 
 #: buffer between the archive readers' many small reads and TSK
@@ -104,14 +107,50 @@ class ArchiveRef:
         return lambda pos, n: f.read_random(pos, n, self.attr_type, self.attr_id)
 
 
+@contextmanager
+def _open(ref: ArchiveRef) -> Iterator[BinaryIO]:
+    """The archive's bytes as a seekable file: in place on a filesystem, in the image, or in a logical
+    source whose members are byte ranges of the source file; otherwise (an inflated zip member, a
+    tar.gz member) read once into memory, up to ``archives.nested-bytes``."""
+    from triage.workers.formats import FORMATS
+
+    fmt = FORMATS.get(ref.volume.image.format) if ref.volume is not None else None
+    if fmt is None or not getattr(fmt, "LOGICAL", False):
+        yield open_random(ref.reader(), ref.size)
+        return
+    assert ref.volume is not None and ref.inode is not None
+    item = ContentItem(0, ref.inode, None, None, ref.size, ref.path.rsplit("/", 1)[-1])
+    members = fmt.readers(ref.volume.image, [item])  # kept open until the expansion ends (a folder's fd)
+    try:
+        _item, read = next(members)
+        if isinstance(read, str):
+            raise FilesystemError(read.removeprefix("unreadable: "))
+        if fmt.MEMBERS_SEEKABLE:
+            yield open_random(read, ref.size)
+            return
+        if ref.size > ref.limits.nested_bytes:
+            raise ArchiveLimit(f"not expanded: a compressed member of a {fmt.VOLUME_SYSTEM} source larger than "
+                               f"archives.nested-bytes {ref.limits.nested_bytes}")
+        data, pos = bytearray(), 0
+        while pos < ref.size and (chunk := read(pos, min(ref.options.chunk_bytes, ref.size - pos))):
+            data += chunk
+            pos += len(chunk)
+        yield io.BytesIO(bytes(data))
+    finally:
+        members.close()
+
+
 def expand_archive(ref: ArchiveRef) -> pa.RecordBatch:
     """The rows of an archive's members (to ``archives.depth``), plus, when the archive itself
     could not be fully expanded, one row with ``source`` = ``archive status`` and its path
     carrying that status for the archive's own row (the control plane moves it there)."""
     exp = Expander(ref.options, ref.limits, ref.partition, ref.deleted)
     try:
-        status = exp.expand(open_random(ref.reader(), ref.size), ref.path, ref.size, ref.mime)
-    except (*TSK_ERRORS, FilesystemError) as exc:
+        with _open(ref) as fileobj:
+            status = exp.expand(fileobj, ref.path, ref.size, ref.mime)
+    except ArchiveLimit as exc:
+        status = str(exc)
+    except (*TSK_ERRORS, FilesystemError, OSError) as exc:
         status = f"archive not expanded: unreadable: {_oneline(exc)}"
     if status != "ok":
         exp.rows.add(partition=ref.partition, path=ref.path, name="", inode=0, type="-/-", size=0,

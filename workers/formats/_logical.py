@@ -88,6 +88,9 @@ class LogicalFormat(ImageFormat):
     VOLUME_SYSTEM: ClassVar[str]  # what volumes.parquet says the source was
     #: members can be read in any order by any task (False: one sequential pass, e.g. gzip)
     RANDOM_ACCESS: ClassVar[bool] = True
+    #: a member's reader answers any ``pos`` in any order (a byte range of the source file), so an archive
+    #: among the members is expanded in place; otherwise (inflated zip members, tar.gz) it is read into memory
+    MEMBERS_SEEKABLE: ClassVar[bool] = False
     #: without random access, the members are split into this many tasks by bytes, each decompressing the
     #: stream from its start up to its own last member: inflating costs ~5 % of what hashing, typing and
     #: pHashing the members costs (bench_extraction), so ~2.5 passes over the stream buy 4-way parallelism

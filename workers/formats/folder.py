@@ -154,6 +154,7 @@ class FolderFormat(LogicalFormat):
     NAME = "folder"
     DESCRIPTION = "folder of a device's files (extraction unpacked, logical copy)"
     VOLUME_SYSTEM = "folder"
+    MEMBERS_SEEKABLE = True  # positioned reads of the source file
     DIRECTORY = True
     MEDIA_IS_FILES = False  # its hash is the manifest's (module docstring)
 

@@ -100,6 +100,7 @@ class TarFormat(LogicalFormat):
     NAME = "tar"
     DESCRIPTION = "tar archive of a device's files (file-system extraction)"
     VOLUME_SYSTEM = "tar"
+    MEMBERS_SEEKABLE = True  # positioned reads of the source file
 
     def segments(self, path: Path, head: bytes, tail: bytes) -> list[str] | None:
         return [str(path)] if is_tar_header(head) else None
