@@ -10,13 +10,17 @@ nothing about time:
     API on one small real image, cached in --workdir), a real ``triage dashboard``
     process, real HTTP: the backlog page (targets <= 200 ms) and the live fragment the
     open page fetches every second (target <= 50 ms), first answer and then median/p95
-    of repeated answers, for the default view, a deep page and filtered views.
+    of repeated answers, for the default view, a deep page and filtered views; then the
+    live update right after each kind of queue change (a progress write, a claim, a
+    finish, a re-prioritisation), on a scratch copy of the queue.
 (b) Dispatcher throughput with and without the dashboard open: the same jobs (busy disks,
     tests/fixtures/backlog.py) worked by ``triage serve --workers 2`` alone, then by
     ``triage serve --workers 2 --dashboard ADDR`` with Chromium showing the backlog and
     refreshing it every second. Bytes of evidence per second from the first ``start`` to
     the last ``finish`` audit record; target: the change is <= 2 %. Each window also says
-    how much CPU other processes on the (shared) machine took.
+    how much CPU other processes on the (shared) machine took; rounds alternate the two
+    runs and the change is also given per round (paired) with its standard error, so a
+    reader can see whether the machine's noise allows a 2 % verdict at all.
 (c) Screenshots of the backlog page (during run b) and of a finished job's page, saved
     under tests/benchmarks/output/ (not committed): look at them.
 """
