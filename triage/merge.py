@@ -127,6 +127,6 @@ def counts(table: pa.Table, known_bad: int) -> dict[str, int]:
 
 def allocated_problems(table: pa.Table) -> list[dict]:
     """Allocated files that could not be (fully) read: these make a run exit 4."""
-    read_in_place = pc.is_in(table.column("source"), pa.array(["allocated", "logical"]))  # logical: archive members
+    read_in_place = pc.is_in(table.column("source"), pa.array(["allocated", "logical"]))  # logical: members of a tar/zip/folder source
     alloc = table.filter(read_in_place).select(["partition", "path", "status"])
     return [r for r in alloc.to_pylist() if r["status"].startswith(("unreadable", "partial"))]

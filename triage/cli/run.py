@@ -167,7 +167,8 @@ def format_summary(res: RunResult) -> str:
     lines += [
         f"  partitions {s['partitions']}  walked: {fss}",
         f"  entries {f['entries']:,} (allocated {f['allocated']:,}, deleted {f['deleted']:,}, orphan {f['orphan']:,}, "
-        f"carved {f['carved']:,}" + (f", archive/folder members {f['logical']:,}" if f.get("logical") else "") + ")",
+        f"carved {f['carved']:,}" + (f", members of the source {f['logical']:,}" if f.get("logical") else "")
+        + (f", in archives found {f['archive_members']:,}" if f.get("archive_members") else "") + ")",
         f"  hashed {f['hashed']:,} files, {f['hashed_bytes']:,} bytes; images phashed {f['images_phashed']:,}; "
         f"extension mismatches {f['ext_mismatch']:,}; not fully read {f['unreadable']:,}",
         f"  known-bad {f['known_bad']:,}, notable {f['notable']:,}, known-good {f['known_good']:,}; "

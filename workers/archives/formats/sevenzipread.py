@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from triage.workers.archives.base import (ARCHIVES, CHUNK, ArchiveFormat, ArchiveLimit, EncryptedArchive, Member,
                                           MemberError, Sink, Visit, text)
-from triage.workers.archives.formats.zipread import _filetime
+from triage.workers.zipmeta import filetime
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -44,7 +44,7 @@ def _bounded_blocks() -> None:
 
 
 def _time(value: Any) -> int | None:
-    return None if value is None else _filetime(int(value))
+    return None if value is None else filetime(int(value))
 
 
 def _io_class() -> type:

@@ -7,58 +7,21 @@ bounds each member's output to its declared size and checks its CRC, so a member
 cannot expand past what the directory says; the expander judges the declared ratio
 before reading a byte (:class:`~triage.workers.archives.base.Member` ``compressed``).
 
-Times: the NTFS extra field (0x000a, UTC FILETIMEs) or the extended timestamp
-(0x5455, UTC seconds) when present; otherwise the DOS date and time, which carry no
-zone, read as UTC (the archive does not say which local time it was).
-Names: stored bytes (cp437 unless the UTF-8 flag is set) shown as UTF-8 with
-backslash escapes, like a filesystem name.
+Names and times (UTC) as :mod:`triage.workers.zipmeta` reads them, the same as for a zip
+given as the source; names shown as UTF-8 with backslash escapes, like a filesystem name.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import struct
 import zipfile
 import zlib
 from typing import BinaryIO
 
-from triage.workers.archives.base import (ARCHIVES, ArchiveFormat, ArchiveLimit, Member, Visit, clean_path, ns, pump,
+from triage.workers.archives.base import (ARCHIVES, ArchiveFormat, ArchiveLimit, Member, Visit, clean_path, pump,
                                           read_chunks, text)
+from triage.workers.zipmeta import raw_name, zip_times
 
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError)
-_FILETIME_EPOCH = 116444736000000000  # 100 ns ticks from 1601 to 1970
-
-
-def _filetime(ticks: int) -> int | None:
-    return (ticks - _FILETIME_EPOCH) * 100 if ticks > _FILETIME_EPOCH else None
-
-
-def _extra_times(extra: bytes) -> dict[str, int | None]:
-    times: dict[str, int | None] = {}
-    i = 0
-    while i + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, i)
-        body = extra[i + 4 : i + 4 + size]
-        if tag == 0x000A and len(body) >= 32 and struct.unpack_from("<HH", body, 4) == (1, 24):
-            m, a, c = struct.unpack_from("<QQQ", body, 8)
-            times = {"mtime": _filetime(m), "atime": _filetime(a), "crtime": _filetime(c)}
-        elif tag == 0x5455 and len(body) >= 5 and body[0] & 1 and "mtime" not in times:
-            times["mtime"] = struct.unpack_from("<i", body, 1)[0] * 1_000_000_000 or None
-        i += 4 + size
-    return times
-
-
-def _dos_time(fields: tuple[int, ...]) -> int | None:
-    """A DOS date and time (no zone: read as UTC); None for the zero date or an impossible one."""
-    try:
-        return ns(dt.datetime(*fields)) if fields[1] else None
-    except ValueError:
-        return None
-
-
-def _name(info: zipfile.ZipInfo) -> str:
-    raw = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "surrogateescape")
-    return text(raw)
 
 
 def member_count(f: BinaryIO) -> int | None:
@@ -82,9 +45,9 @@ class ZipReader(ArchiveFormat):
         f.seek(0)
         with zipfile.ZipFile(f) as zf:
             for info in zf.infolist():
-                times = {"mtime": _dos_time(info.date_time), **_extra_times(info.extra)}
+                times = zip_times(info)
                 kind = "d" if info.is_dir() else ("l" if (info.external_attr >> 28) == 0o12 else "r")
-                m = Member(clean_path(_name(info)), info.file_size, kind, bool(info.flag_bits & 1),
+                m = Member(clean_path(text(raw_name(info))), info.file_size, kind, bool(info.flag_bits & 1),
                            info.compress_size, **times)
                 sink = visit(m)
                 if sink is None:
