@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from triage_test_fixtures.shared import CORPUS
 
 TRIAGE = [sys.executable, "-m", "triage.cli.main"]
 
@@ -58,7 +59,7 @@ def test_demo_builds_and_triages_the_sample(tmp_path):
 
 @pytest.mark.slow
 def test_several_images_and_json(tmp_path):
-    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    corpus = CORPUS
     imgs = [corpus / "sleuthkit" / "image.dd", corpus / "dfvfs" / "ímynd.dd", tmp_path / "missing.dd"]
     r = triage("run", *imgs, "-o", tmp_path / "out", "--workers", "1", "--json")
     assert r.returncode == 3, r.stderr  # the missing one; the others are triaged

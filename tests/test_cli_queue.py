@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from triage_test_fixtures.shared import CORPUS
 
 TRIAGE = [sys.executable, "-m", "triage.cli.main"]
-IMAGE = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sleuthkit" / "image.dd"
+IMAGE = CORPUS / "sleuthkit" / "image.dd"
 
 
 def triage(home: Path, *args: object) -> subprocess.CompletedProcess:

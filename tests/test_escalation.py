@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from triage.demo import build_sample
+from triage_test_fixtures.shared import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

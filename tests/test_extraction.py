@@ -27,11 +27,9 @@ import pytest
 
 from triage_test_fixtures.dashboard import DashboardProcess, free_port
 from triage_test_fixtures.extractions import OUTSIDE_CONTENT, build_folder, build_tar, build_zip
+from triage_test_fixtures.shared import DFXML_SCHEMA
 
 OUTSIDE = {hashlib.new(a, OUTSIDE_CONTENT).hexdigest() for a in ("md5", "sha1", "sha256")}
-DFXML_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "dfxml" / "dfxml.xsd"
-if not DFXML_SCHEMA.is_file():
-    DFXML_SCHEMA = Path("/work/shared/schemas/dfxml/dfxml.xsd")
 REPORTS = ("report.html", "report.csv", "report.dfxml", "report.case.jsonld")
 BUILDERS = {
     "tar": lambda d: build_tar(d / "android.tar"),

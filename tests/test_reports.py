@@ -24,10 +24,9 @@ from triage.reports import WRITERS, write_reports
 from triage.reports.csvreport import neutralise
 from triage.rules.errors import ResultsError
 from triage.store import write_json, write_parquet
+from triage_test_fixtures.shared import DFXML_SCHEMA
 
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "dfxml" / "dfxml.xsd"
-if not SCHEMA.is_file():
-    SCHEMA = Path("/work/shared/schemas/dfxml/dfxml.xsd")
+SCHEMA = DFXML_SCHEMA
 DFXML = "{http://www.forensicswiki.org/wiki/Category:Digital_Forensics_XML}"
 JOB = SimpleNamespace(id="J000007", case="OP-<b>ROSE</b>", exhibit="JD/1", examiner="DC Smith")
 

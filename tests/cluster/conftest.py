@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from triage_test_fixtures.daskprocs import BIN, CORPUS, DaskProcs, free_port
+from triage_test_fixtures.daskprocs import BIN, DaskProcs, free_port
+from triage_test_fixtures.shared import CORPUS
 
 __all__ = ["BIN", "CORPUS", "ENV", "DaskProcs", "free_port", "triage_cli"]
 

@@ -15,6 +15,7 @@ from triage.workers.formats import HandleMedia
 from triage.workers.formats.ewf import open_ewf
 from triage.workers.formats.ewfchunks import EwfChunkMedia, chunk_map
 from triage.workers.image import identify
+from triage_test_fixtures.shared import CORPUS
 
 pytestmark = pytest.mark.skipif(shutil.which("ewfacquire") is None, reason="ewf-tools not installed")
 
@@ -73,7 +74,6 @@ def test_not_an_ewf1_set_gives_no_map(tmp_path):
     assert chunk_map((str(junk),)) is None
 
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
 
 @pytest.mark.parametrize("name", ["sleuthkit/imageformat_mmls_1.E01", "dfvfs/ext2.split.E01",
