@@ -3,9 +3,10 @@
 A disk holds a file in a known-bad hash set (exact), a resized copy of a known-bad
 reference picture (near-duplicate), a known-bad picture that carving the whole image
 finds again at the file's own place, and a stored ZIP with a known-bad picture inside
-(carving finds the picture inside the ZIP object: merged away). The printed
-``KNOWN-BAD`` lines, ``summary.json``, ``triage status`` and the escalation rule must
-all count the same three hits, which the test counts itself from the final table.
+(a hit as the ZIP's member, expanded from the file; carving also finds the picture inside
+the ZIP object, and that carved copy is merged away). The printed ``KNOWN-BAD`` lines,
+``summary.json``, ``triage status`` and the escalation rule must all count the same four
+hits, which the test counts itself from the final table.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (src / "photo.jpg").write_bytes(dup)                              # exact hit; carving finds it again in place
     inner = carving.jpeg(32, (160, 120))
     with zipfile.ZipFile(src / "archive.zip", "w", zipfile.ZIP_STORED) as z:
-        z.writestr("inside.jpg", inner)                               # a hit only as a carved member: merged away
+        z.writestr("inside.jpg", inner)                               # a hit as the archive's member; carved: merged away
     (src / "plain.txt").write_bytes(PLAIN)
     image = root / "disk.img"
     subprocess.run([MKE2FS, "-q", "-F", "-t", "ext4", "-b", "4096", "-d", str(src), str(image), "16M"], check=True,
@@ -70,14 +71,14 @@ def test_printed_lines_summary_status_and_escalation_agree(case: dict[str, Any])
                check=False)
     assert r.returncode in (0, 4), r.stderr
     hits = expected_hits(out / "files.parquet")
-    assert hits == ["ledger.txt", "photo.jpg", "resized.png"]
+    assert hits == ["archive.zip/inside.jpg", "ledger.txt", "photo.jpg", "resized.png"]
     printed = sorted(line.split()[3] for line in r.stdout.splitlines() if line.startswith("KNOWN-BAD"))
     assert printed == hits
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["known_bad_hits"] == summary["files"]["known_bad"] == 3
-    assert summary["files"]["known_bad_exact"] == 2
+    assert summary["known_bad_hits"] == summary["files"]["known_bad"] == 4
+    assert summary["files"]["known_bad_exact"] == 3
     carved = pq.read_table(out / "files.parquet", columns=["source", "sha256"]).to_pylist()
-    assert carving.sha256(case["inner"]) not in {c["sha256"] for c in carved}  # merged into the ZIP
+    assert carving.sha256(case["inner"]) not in {c["sha256"] for c in carved if c["source"] == "carved"}  # merged
 
     # the same image through the queue: status and escalation count the same hits
     job = submit(home, image, "OP-KB", "A", "normal")
@@ -85,11 +86,11 @@ def test_printed_lines_summary_status_and_escalation_agree(case: dict[str, Any])
                    timeout=600)
     assert serve.returncode == 0
     status = jobs(home)[job]
-    assert status["state"] == "done" and status["known_bad_hits"] == 3
-    assert status["summary"]["known_bad_hits"] == 3
+    assert status["state"] == "done" and status["known_bad_hits"] == 4
+    assert status["summary"]["known_bad_hits"] == 4
     assert expected_hits(Path(status["results_dir"]) / "files.parquet") == hits
     escalations = [x for x in audit(home, job) if x["action"] == "escalate"]
-    assert len(escalations) == 1 and 1 <= escalations[0]["details"]["known_bad_hits"] <= 3
+    assert len(escalations) == 1 and 1 <= escalations[0]["details"]["known_bad_hits"] <= 4
 
 
 def test_sets_are_fixed_when_the_run_starts(client: Any, case: dict[str, Any], tmp_path: Path) -> None:
@@ -110,4 +111,4 @@ def test_sets_are_fixed_when_the_run_starts(client: Any, case: dict[str, Any], t
     rows = {r["path"]: r for r in pq.read_table(res.out / "files.parquet").to_pylist()}
     assert rows["plain.txt"]["known"] is None and "late" not in (rows["plain.txt"]["hashset_hits"] or [])
     assert rows["ledger.txt"]["hashset_hits"] == ["bad"]
-    assert res.summary["known_bad_hits"] == 3  # ledger.txt, photo.jpg, resized.png; nothing from "late"
+    assert res.summary["known_bad_hits"] == 4  # ledger.txt, photo.jpg, resized.png, archive.zip/inside.jpg; not "late"
