@@ -89,6 +89,10 @@ def test_the_panel_shows_lost_restarted_and_retired_workers_and_a_dispatcher_wai
         assert page.evaluate("window.__notReloaded") is True
         names = [w for _, w in _events(page)]
         assert all("<" not in w for w in names) and dialogs == []
+        # the events table (long addresses) stays inside the 300 px panel instead of spilling over its edge
+        spill = page.evaluate("() => document.querySelector('#worker-events').getBoundingClientRect().right"
+                              " - document.querySelector('aside').getBoundingClientRect().right")
+        assert spill <= 0, f"the worker-events table sticks out of the cluster panel by {spill} px"
         page.screenshot(path=str(tmp_path / "cluster-panel.png"), full_page=True)
     finally:
         serve.close()
