@@ -28,6 +28,7 @@ nothing about time:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import importlib.util
 import shutil
@@ -165,7 +166,7 @@ def epoch(iso_z: str) -> float:
     return dt.datetime.fromisoformat(iso_z.replace("Z", "+00:00")).timestamp()
 
 
-def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chromium: Any) -> float:
+def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chromium: Any) -> Run:
     """Work the disks with one ``triage serve``; bytes/s from the first start to the last finish."""
     home = work / f"run-{name}-{time.time_ns()}" / "home"
     env = {"DASK_TRIAGE__CONTENT__BATCH_BYTES": "8MiB", "DASK_TRIAGE__DASHBOARD__REFRESH_SECONDS": "1",
@@ -183,6 +184,7 @@ def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chrom
                 backlog.wait_for("the dashboard", lambda: _up(f"http://127.0.0.1:{port}/api/backlog"), 120)
                 page = chromium.new_page(viewport={"width": 1400, "height": 900})
                 page.goto(f"http://127.0.0.1:{port}/")
+                niced = renice_browser()
                 cpu0, t_open = cpu_seconds(serve.pid), time.perf_counter()  # start-up (imports) left out
             shot = False
 
@@ -198,6 +200,7 @@ def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chrom
 
             backlog.wait_for("the jobs", finished, 1800, interval=0.5, explain=serve.log_tail)
             cpu = cpu_seconds(serve.pid)
+            work_cpu = cpu["triage"]  # the dispatcher and its workers since start-up, the dashboard left out
             if dashboard:
                 cpu = {k: v - cpu0[k] for k, v in cpu.items()}
                 open_s = time.perf_counter() - t_open
@@ -215,12 +218,46 @@ def run_backlog(work: Path, disks: list[Path], name: str, dashboard: bool, chrom
     total = sum(sum(j["image_sizes"]) for j in backlog.peek(home).values())
     rate = total / (max(ends) - min(starts))
     print(f"  {name:30} {rate / 2**20:7.2f} MiB/s of evidence over {max(ends) - min(starts):6.1f} s   {load.note()}")
+    print(f"  {'':30} {total / work_cpu / 2**20:7.2f} MiB of evidence per CPU s of the dispatcher and its workers "
+          f"({work_cpu:.1f} CPU s)")
     if dashboard:
         print(f"  {'':30} with the page open ({open_s:.0f} s) the dashboard server used {cpu['dashboard']:.1f} CPU s "
               f"({1000 * cpu['dashboard'] / open_s:.0f} ms per second) = {100 * cpu['dashboard'] / cpu['triage']:.2f} % "
               f"of the {cpu['triage']:.0f} CPU s the dispatcher and its workers used meanwhile "
-              f"(the browser runs on the examiner's machine: not counted)")
-    return rate
+              f"(the browser runs on the examiner's machine: here it ran at nice 19 in {niced} processes)")
+    share = cpu["dashboard"] / cpu["triage"] if dashboard else 0.0
+    return Run(rate, total / work_cpu, share)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One window: wall-time throughput, CPU efficiency of the dispatcher's tree, the dashboard's CPU share."""
+
+    rate: float
+    per_cpu: float
+    dashboard_share: float
+
+
+def renice_browser() -> int:
+    """Chromium and its renderers to nice 19: the browser stands for the examiner's own machine.
+
+    On this 2-core box an un-niced Chromium repainting every second takes CPU from the workers
+    that it would not take in use (the page is opened from a desk, not on the dispatcher's host);
+    at nice 19 it still runs, but only in the time the workers leave.
+    """
+    import os
+
+    import psutil
+
+    n = 0
+    for p in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if "chrom" in p.name().lower():
+                p.nice(19)
+                n += 1
+        except psutil.Error:
+            pass
+    return n
 
 
 def cpu_seconds(pid: int) -> dict[str, float]:
@@ -262,18 +299,27 @@ def bench_throughput(work: Path, rounds: int, size_mib: int) -> None:
                 with_.append(run_backlog(work, disks, f"round {r + 1}: dashboard open", True, chromium))
         finally:
             chromium.close()
-    a, b = statistics.median(without), statistics.median(with_)
+    a, b = statistics.median(r.rate for r in without), statistics.median(r.rate for r in with_)
     print(f"  median: {a / 2**20:.2f} MiB/s alone, {b / 2**20:.2f} MiB/s with the dashboard open: "
           f"change {100 * (b - a) / a:+.1f} %")
     # each round's two runs are back to back, so their ratio cancels most of the drift of the machine's load
-    paired = sorted(100 * (w - o) / o for o, w in zip(without, with_))
+    paired = sorted(100 * (w.rate - o.rate) / o.rate for o, w in zip(without, with_))
     spread = statistics.stdev(paired) if len(paired) > 1 else float("nan")
     print(f"  paired per round: {', '.join(f'{x:+.1f} %' for x in paired)}; median {statistics.median(paired):+.1f} %, "
           f"standard deviation {spread:.1f} points, standard error {spread / len(paired) ** 0.5:.1f} points "
           f"(a change of 2 % is resolved only when the standard error is well under 2 points)")
-    alone = [abs(100 * (x - y) / y) for x, y in zip(without[1:], without[:-1])]
+    alone = [abs(100 * (x.rate - y.rate) / y.rate) for x, y in zip(without[1:], without[:-1])]
     if alone:
         print(f"  run-to-run noise without any dashboard: median |change| {statistics.median(alone):.1f} %")
+    # On 2 busy cores the workers are CPU-bound, so an open dashboard can slow them only by (1) making the
+    # dispatcher's tree do more work per byte (lock waits, cache misses: its MiB per CPU s falls) or (2)
+    # taking CPU itself (its share of the tree's CPU). Both are CPU counts, which the machine's other load
+    # disturbs far less than wall time: their sum is the change a quiet, CPU-bound machine would see.
+    eff = statistics.median(100 * (w.per_cpu - o.per_cpu) / o.per_cpu for o, w in zip(without, with_))
+    share = statistics.median(100 * w.dashboard_share for w in with_)
+    print(f"  CPU accounting: evidence per CPU s of the dispatcher's tree changes by {eff:+.1f} % (median of rounds); "
+          f"the dashboard server takes {share:.2f} % of that tree's CPU; CPU-bound estimate of the throughput change "
+          f"{eff - share:+.1f} % (target: within 2 %)")
     print(f"(c) screenshots: {OUTPUT / 'backlog.png'}, {OUTPUT / 'job.png'}")
 
 
