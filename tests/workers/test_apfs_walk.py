@@ -83,3 +83,14 @@ def test_offsets_point_at_each_files_data_in_the_image(walked):
             fh.seek(r["offset"])
             assert fh.read(len(data)) == data, r["path"]
             assert any(s <= r["offset"] < s + n for s, n in walk.allocated), r["path"]
+
+
+def test_a_bare_container_is_walked_the_same(walked):
+    disk = walked[0]
+    ref = ImageRef(str(disk.container), "raw", (str(disk.container),), disk.container.stat().st_size)
+    parts = list_partitions(ref)
+    assert [(p.layer, p.flags, p.parent) for p in parts] == [("apfs-container", "meta", None),
+                                                            ("apfs-volume", "alloc", 0)]
+    walk = walk_filesystem(VolumeRef(ref, parts[1].index, parts[1].start, parts[1].length))
+    assert walk.status == "ok"
+    assert {r["path"]: (r["inode"], r["type"]) for r in walk.table.to_pylist()} == apfs.tsk_listing(disk)
