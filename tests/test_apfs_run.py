@@ -11,18 +11,18 @@ import shutil
 import pytest
 
 from triage.workers.apfs import APFS_BASE
-from triage_test_fixtures import apfs
+from triage_test_fixtures import macdisk
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("mkapfs") is None or shutil.which("fls") is None,
                                                    reason="needs apfsprogs (mkapfs) and sleuthkit")]
 
-HOSTILE = "Documents/<img src=x onerror=alert(1)> naïve résumé.html"
+HOSTILE = macdisk.HOSTILE
 
 
 @pytest.fixture(scope="module")
 def mac_run(tmp_path_factory, triage_cli, read_rows):
     tmp = tmp_path_factory.mktemp("apfs-run")
-    disk = apfs.build_mac_disk(tmp)
+    disk = macdisk.build_mac_disk(tmp)
     out = tmp / "out"
     res = triage_cli("run", disk.path, "-o", out, "--no-progress", "--case", "OP-APFS")
     return disk, res, out, read_rows(out / "volumes.parquet"), read_rows(out / "files.parquet")
@@ -40,7 +40,7 @@ def test_volumes_show_disk_partition_container_and_volume(mac_run):
     # the GPT entry is the container (as a partition holding an LVM PV is the PV): one row, top of its branch
     assert (container["slot"], container["volume_system"], container["flags"], container["parent"]) == \
         ("001", "gpt", "meta", None)
-    assert container["start"] == disk.container_sector * 512 and container["length"] == apfs.CONTAINER_BYTES
+    assert container["start"] == disk.container_sector * 512 and container["length"] == macdisk.CONTAINER_BYTES
     assert "APFS container (volumes: Macintosh HD)" in container["description"]
     volume = next(v for v in vols if v["layer"] == "apfs-volume")
     assert (volume["slot"], volume["parent"], volume["index"], volume["filesystem"], volume["status"]) == \
@@ -54,12 +54,12 @@ def test_every_file_with_tsks_name_and_inode_and_the_true_hashes(mac_run):
     disk, res, out, vols, files = mac_run
     volume = next(v for v in vols if v["layer"] == "apfs-volume")
     rows = {r["path"]: r for r in files if r["partition"] == volume["index"]}
-    assert {p: (r["inode"], r["type"]) for p, r in rows.items()} == apfs.tsk_listing(disk)
+    assert {p: (r["inode"], r["type"]) for p, r in rows.items()} == macdisk.tsk_listing(disk)
     for path, data in disk.files.items():
         r = rows[path]
         assert (r["md5"], r["sha1"], r["sha256"]) == (hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest(),
                                                       hashlib.sha256(data).hexdigest()), path
-        assert r["md5"] == apfs.tsk_md5(disk, r["inode"]) and r["status"] == "ok", path
+        assert r["md5"] == macdisk.tsk_md5(disk, r["inode"]) and r["status"] == "ok", path
     photo = rows["Documents/Photos/holiday.jpg"]
     assert photo["mime"] == "image/jpeg" and photo["phash"] and photo["score"] is not None
     assert rows[HOSTILE]["mime"] == "text/html"

@@ -8,13 +8,13 @@ import shutil
 import pytest
 
 from triage.workers.apfs import APFS_BASE
-from triage_test_fixtures import apfs
+from triage_test_fixtures import macdisk
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("mkapfs") is None, reason="apfsprogs not installed")]
 
 
 def test_a_damaged_volume_is_a_row_naming_it_and_the_reason(tmp_path, triage_cli, read_rows):
-    disk = apfs.build_mac_disk(tmp_path, {"notes.txt": b"kept\n" * 100})
+    disk = macdisk.build_mac_disk(tmp_path, {"notes.txt": b"kept\n" * 100})
     with open(disk.path, "r+b") as fh:  # the volume superblock's magic 'APSB' -> 'XXXX'
         fh.seek(disk.container_sector * 512 + disk.volume_block * 4096 + 32)
         fh.write(b"XXXX")

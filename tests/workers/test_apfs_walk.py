@@ -14,7 +14,7 @@ from triage.workers.content import read_content
 from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, ImageRef, VolumeRef
 from triage.workers.volumes import list_partitions
 from triage.workers.walk import walk_filesystem
-from triage_test_fixtures import apfs
+from triage_test_fixtures import apfs, macdisk
 
 pytestmark = pytest.mark.skipif(shutil.which("mkapfs") is None or shutil.which("fls") is None,
                                 reason="needs apfsprogs (mkapfs) and sleuthkit")
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(shutil.which("mkapfs") is None or shutil.which("
 
 @pytest.fixture(scope="module")
 def walked(tmp_path_factory):
-    disk = apfs.build_mac_disk(tmp_path_factory.mktemp("apfs-walk"))
+    disk = macdisk.build_mac_disk(tmp_path_factory.mktemp("apfs-walk"))
     ref = ImageRef(str(disk.path), "raw", (str(disk.path),), disk.path.stat().st_size)
     part = next(p for p in list_partitions(ref) if p.layer == "apfs-volume")
     vol = VolumeRef(ref, part.index, part.start, part.length)
@@ -33,7 +33,7 @@ def walked(tmp_path_factory):
 def test_the_walk_lists_what_fls_lists(walked):
     disk, vol, walk, rows = walked
     assert (walk.filesystem, walk.status) == ("APFS", "ok")
-    assert {r["path"]: (r["inode"], r["type"]) for r in rows} == apfs.tsk_listing(disk)
+    assert {r["path"]: (r["inode"], r["type"]) for r in rows} == macdisk.tsk_listing(disk)
     by_path = {r["path"]: r for r in rows}
     for a in disk.added:
         assert by_path[a.path]["inode"] == a.oid
@@ -44,7 +44,7 @@ def test_the_walk_lists_what_fls_lists(walked):
 
 def test_times_are_tsks_in_utc_to_the_nanosecond(walked):
     disk, _, walk, rows = walked
-    tsk = apfs.tsk_times(disk)
+    tsk = macdisk.tsk_times(disk)
     names = ("mtime", "atime", "ctime", "crtime")
     ns = {t: walk.table.column(t).cast(pa.int64()).to_pylist() for t in names}
     created, modified, changed, accessed = apfs.TIMES
@@ -68,7 +68,7 @@ def test_content_is_icats_bytes(walked):
         assert r["status"] == "ok", (path, r["status"])
         assert (r["md5"], r["sha1"], r["sha256"]) == (hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest(),
                                                       hashlib.sha256(data).hexdigest()), path
-        assert r["md5"] == apfs.tsk_md5(disk, rows[r["row"]]["inode"]), path
+        assert r["md5"] == macdisk.tsk_md5(disk, rows[r["row"]]["inode"]), path
     assert got["Documents/Photos/holiday.jpg"]["mime"] == "image/jpeg" and got["Documents/Photos/holiday.jpg"]["phash"]
 
 
@@ -93,4 +93,4 @@ def test_a_bare_container_is_walked_the_same(walked):
                                                             ("apfs-volume", "alloc", 0)]
     walk = walk_filesystem(VolumeRef(ref, parts[1].index, parts[1].start, parts[1].length))
     assert walk.status == "ok"
-    assert {r["path"]: (r["inode"], r["type"]) for r in walk.table.to_pylist()} == apfs.tsk_listing(disk)
+    assert {r["path"]: (r["inode"], r["type"]) for r in walk.table.to_pylist()} == macdisk.tsk_listing(disk)
