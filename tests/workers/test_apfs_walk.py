@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -94,3 +95,9 @@ def test_a_bare_container_is_walked_the_same(walked):
     walk = walk_filesystem(VolumeRef(ref, parts[1].index, parts[1].start, parts[1].length))
     assert walk.status == "ok"
     assert {r["path"]: (r["inode"], r["type"]) for r in walk.table.to_pylist()} == macdisk.tsk_listing(disk)
+
+
+@pytest.mark.skipif(shutil.which("apfsck") is None, reason="apfsprogs' apfsck not installed")
+def test_the_hand_written_records_pass_apfsck(walked):
+    res = subprocess.run(["apfsck", str(walked[0].container)], capture_output=True, text=True)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
