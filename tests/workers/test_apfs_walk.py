@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pytest
 
-from triage.workers.content import read_content
-from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, ImageRef, VolumeRef
+from triage.workers.content import read_content, read_segment
+from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, ImageRef, Segment, VolumeRef
+from triage.workers.resumable import available as resumable_available
 from triage.workers.volumes import list_partitions
 from triage.workers.walk import walk_filesystem
 from triage_test_fixtures import apfs, macdisk
@@ -101,3 +102,17 @@ def test_a_bare_container_is_walked_the_same(walked):
 def test_the_hand_written_records_pass_apfsck(walked):
     res = subprocess.run(["apfsck", str(walked[0].container)], capture_output=True, text=True)
     assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+
+
+@pytest.mark.skipif(not resumable_available(), reason="resumable hashing unavailable")
+def test_a_huge_file_read_by_a_segment_chain_hashes_the_same(walked):
+    disk, vol, _, rows = walked
+    i, r = next((i, r) for i, r in enumerate(rows) if r["path"] == "Documents/big.bin")
+    item = ContentItem(row=i, inode=r["inode"], attr_type=None, attr_id=None, size=r["size"], name=r["name"])
+    opts = ContentOptions(chunk_bytes=4096, magic_bytes=8192, max_image_bytes=1 << 20, max_image_pixels=10**6)
+    link, links = read_segment(Segment(vol, item, 0, 30_000, opts)), 1
+    while isinstance(link, Segment):
+        link, links = read_segment(link), links + 1
+    got = link.to_pylist()[0]
+    assert links == 4 and got["status"] == "ok"
+    assert got["sha256"] == hashlib.sha256(disk.files["Documents/big.bin"]).hexdigest()
