@@ -39,7 +39,8 @@ def test_the_walk_lists_what_fls_lists(walked):
     by_path = {r["path"]: r for r in rows}
     for a in disk.added:
         assert by_path[a.path]["inode"] == a.oid
-        assert by_path[a.path]["size"] == (0 if a.is_dir else len(disk.files[a.path]))
+        assert by_path[a.path]["size"] == (len(disk.files[a.path]) if a.path in disk.files else 0)
+        assert by_path[a.path]["type"] == ("d/d" if a.is_dir else "l/l" if a.link else "r/r")
     assert {r["source"] for r in rows} == {"allocated"} and not any(r["deleted"] for r in rows)
     assert all(r["partition"] == vol.index and r["name"] == r["path"].rsplit("/", 1)[-1] for r in rows)
 
