@@ -1,14 +1,22 @@
-"""APFS containers: recognised and their volumes listed, so a Mac's disk is never "no filesystem recognised".
+"""APFS containers: recognised, their volumes listed as rows of their own and opened through libfsapfs.
 
-TSK reads APFS only through its pool layer, which pytsk3 does not expose, and a
-walk through libfsapfs would be a second filesystem backend (walk, content,
-allocated runs) beside TSK's; until it exists, each APFS volume is a row of its
-own (``layer`` ``apfs-volume``, ``parent`` the container's row, slot
-``apfs:NAME``) whose status says it was listed, not walked, so the device counts
-as partly triaged (exit code 4) instead of passing for empty. The container's row
-is marked ``meta`` (layer ``apfs-container``), like an LVM physical volume.
-Volume names, UUIDs, sizes and whether a volume is encrypted come from
-libfsapfs; the container superblock (``NXSB`` at byte 32) is the signature.
+Why libfsapfs and not TSK: TSK reads APFS only through its pool layer
+(``fls -P apfs -B <block>``), which pytsk3 does not expose; libfsapfs-python
+(pyfsapfs, on PyPI) is already how the container's volumes are listed, reads each
+volume's file-system tree and file data (including decmpfs-compressed files), and
+reports locked (FileVault) volumes. So an APFS volume is walked by a second,
+small filesystem backend beside TSK (:mod:`triage.workers.apfswalk`), and
+``open_fs`` hands the content tasks an :class:`ApfsFS`, which offers the one
+part of ``pytsk3.FS_Info`` they use (``open_meta(inode=).read_random``): hashing,
+typing, pHash, known-item checks and ranking run unchanged. TSK's ``fls``/``icat
+-P apfs`` is the oracle the tests compare against.
+
+Each volume is a row (``layer`` ``apfs-volume``, ``parent`` the container's row,
+slot ``apfs:NAME``); the container's row is ``meta`` (layer ``apfs-container``),
+like an LVM physical volume. A volume libfsapfs cannot read still gets its row,
+named ``volume N``, whose walk status says why (the device counts as partly
+triaged); a locked volume's status starts with ``encrypted`` (no key is tried).
+The container superblock (``NXSB`` at byte 32) is the signature.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
+from triage.rules.errors import FilesystemError
 from triage.workers.formats import RegionFile, oneline
 
 log = logging.getLogger(__name__)
@@ -36,19 +45,30 @@ def is_container(read: Reader, offset: int) -> bool:
         return False
 
 
-def _volumes(read: Reader, offset: int, length: int) -> list[tuple[str, str, int, bool]]:
+def _open_container(read: Reader, offset: int, length: int):
     import pyfsapfs
 
     c = pyfsapfs.container()
+    c.open_file_object(RegionFile(read, offset, length))
+    return c
+
+
+def _volumes(read: Reader, offset: int, length: int) -> list[tuple[str, str, int, bool]]:
+    """(name, UUID, size, locked) of each volume; one libfsapfs cannot read is ``volume N`` with no UUID."""
     try:
-        c.open_file_object(RegionFile(read, offset, length))
+        c = _open_container(read, offset, length)
     except (OSError, IOError) as exc:
         log.warning("APFS superblock at byte %d but no container readable: %s", offset, oneline(exc))
         return []
     try:
         out = []
         for i in range(min(c.number_of_volumes, MAX_VOLUMES)):
-            v = c.get_volume(i)
+            try:
+                v = c.get_volume(i)
+            except (OSError, IOError) as exc:
+                log.warning("APFS container at byte %d: volume %d unreadable: %s", offset, i, oneline(exc))
+                out.append((f"volume {i}", "", length, False))
+                continue
             try:
                 size = int(v.size)
             except (OSError, IOError):  # libfsapfs cannot size some (empty) volumes: they share the container
@@ -76,8 +96,9 @@ def expand(parts: list, read: Reader, image_size: int) -> list:
         for n, (name, ident, size, locked) in enumerate(vols):
             added.append(replace(p, index=APFS_BASE + 100 * p.index + n, slot=f"apfs:{name}", length=size,
                                  flags="alloc", volume_system="apfs", parent=p.index, layer="apfs-volume",
-                                 extents=(), description=f"APFS volume {name} (id {ident}"
-                                 + (", encrypted" if locked else "") + f") in volume {p.index}"))
+                                 extents=(), description=f"APFS volume {name} ("
+                                 + (f"id {ident}" if ident else "unreadable") + (", encrypted" if locked else "")
+                                 + f") in volume {p.index}"))
     return out + added
 
 
@@ -86,12 +107,45 @@ def volume_number(index: int) -> int | None:
     return (index - APFS_BASE) % 100 if index >= APFS_BASE else None
 
 
-def status(read: Reader, offset: int, length: int, n: int) -> str:
-    """Why the n-th volume of the container at ``offset`` was not walked (an encrypted one says so first,
-    so it counts towards the device's rank like any locked volume)."""
-    vols = _volumes(read, offset, length)
-    why = ("listed, not walked: APFS is read through TSK's pool layer, which pytsk3 does not expose, "
-           "and a libfsapfs walker is not written yet")
-    if n < len(vols) and vols[n][3]:
-        return f"encrypted: APFS volume {vols[n][0]} (FileVault, id {vols[n][1]}); {why}"
-    return f"APFS volume {vols[n][0] if n < len(vols) else n}: {why}"
+class _Entry:
+    """A file entry as the content tasks read it (``read_random(pos, n)``, pytsk3's File's signature)."""
+
+    def __init__(self, entry) -> None:
+        self.entry = entry
+
+    def read_random(self, pos: int, n: int) -> bytes:
+        return self.entry.read_buffer_at_offset(n, pos)
+
+
+class ApfsFS:
+    """The n-th volume of the APFS container at ``offset``, opened through libfsapfs (cached per worker thread
+    by ``open_fs`` like a TSK filesystem; ``release`` closes the container). Raises FilesystemError, naming
+    the volume and the reason, when it cannot be read, and an ``encrypted`` status when it is locked."""
+
+    def __init__(self, read: Reader, offset: int, length: int, n: int) -> None:
+        self.offset, self.n = offset, n
+        try:
+            self.container = _open_container(read, offset, length)
+        except (OSError, IOError) as exc:
+            raise FilesystemError(f"APFS volume {n}: container unreadable: {oneline(exc)}") from exc
+        try:
+            self.volume = self.container.get_volume(n)
+            self.name = self.volume.name or f"volume {n}"
+            locked = bool(self.volume.is_locked())
+        except (OSError, IOError) as exc:
+            self.container.close()
+            raise FilesystemError(f"APFS volume {n}: unreadable by libfsapfs: {oneline(exc)}") from exc
+        if locked:
+            ident = self.volume.identifier
+            self.container.close()
+            raise FilesystemError(f"encrypted: APFS volume {self.name} (FileVault, id {ident}); "
+                                  "locked, not walked (no key is tried for APFS)")
+
+    def open_meta(self, inode: int) -> _Entry:
+        entry = self.volume.get_file_entry_by_identifier(inode)
+        if entry is None:
+            raise OSError(f"APFS volume {self.name}: no file entry {inode}")
+        return _Entry(entry)
+
+    def release(self) -> None:
+        self.container.close()

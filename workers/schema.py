@@ -75,8 +75,8 @@ VOLUMES_SCHEMA = pa.schema(
         pa.field("parent", pa.int32()),                      # index of the row this volume lies in (an LVM logical
                                                              # volume's physical volume); null at the top
         pa.field("layer", pa.string()),                      # what the row is (always set by a run): 'disk', 'partition',
-                                                             # 'lvm-pv', 'lvm-lv', 'apfs-container', 'apfs-volume' (listed,
-                                                             # not walked), 'luks', 'bitlocker', 'filevault'; inside
+                                                             # 'lvm-pv', 'lvm-lv', 'apfs-container', 'apfs-volume' (walked
+                                                             # through libfsapfs), 'luks', 'bitlocker', 'filevault'; inside
                                                              # the last three files.parquet `offset` is null: the image
                                                              # holds only ciphertext, the files' partition names the volume
         pa.field("extents", pa.list_(pa.struct([             # image byte ranges holding the volume, in volume order, when

@@ -228,9 +228,8 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
         if vol.offset >= vol.image.size:
             raise FilesystemError(f"starts at byte {vol.offset}, past the end of the image "
                                   f"({vol.image.size} bytes): truncated image?")
-        if apfs.volume_number(vol.index) is not None:
-            raise FilesystemError(apfs.status(img.read, vol.offset, vol.image.size - vol.offset,
-                                              apfs.volume_number(vol.index)))
+        if apfs.volume_number(vol.index) is not None:  # read by libfsapfs (pytsk3 has no APFS pool layer)
+            return apfs.ApfsFS(img.read, vol.offset, vol.image.size - vol.offset, apfs.volume_number(vol.index))
         n = lvm.lv_number(vol.index)
         if n is not None:
             media, vmap = lvm.open_lv(vol.image.path, img.read, vol.offset, vol.image.size - vol.offset, vol.index)

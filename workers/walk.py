@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytsk3
 
 from triage.rules.errors import FilesystemError
+from triage.workers.apfs import ApfsFS
 from triage.workers.image import TSK_ERRORS, _oneline
 from triage.workers.refs import VolumeRef
 from triage.workers.schema import FILES_SCHEMA
@@ -227,6 +228,10 @@ def walk_filesystem(vol: VolumeRef) -> WalkResult:
         fs = open_fs(vol)
     except FilesystemError as exc:
         return WalkResult(vol.index, None, str(exc), empty)
+    if isinstance(fs, ApfsFS):  # an APFS volume, read through libfsapfs
+        from triage.workers.apfswalk import walk_apfs  # imports this module
+
+        return walk_apfs(vol, fs)
     walker = _Walker(vol, fs)
     try:
         root = fs.open_dir(inode=fs.info.root_inum)

@@ -40,7 +40,8 @@ or files could not be read; 5 no cluster; 6 an E01's stored hash does not match 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="triage device images now and write the results",
                        description="Open each image (raw, split raw .001, E01, VMDK, VHD, VHDX, QCOW2, bare "
-                       "filesystem; LVM2 logical volumes; encrypted partitions reported, LUKS1/2 and BitLocker unlocked "
+                       "filesystem; LVM2 logical volumes; APFS volumes; encrypted partitions reported, LUKS1/2 and "
+                       "BitLocker unlocked "
                        "with --key; or a phone/logical extraction: a tar, tar.gz, zip, UFDR or folder of a device's "
                        "files, each member one row), walk every "
                        "partition's files incl. deleted and orphan ones, hash and type every file, and write "
