@@ -128,3 +128,24 @@ def test_submit_no_vss_reaches_the_dispatcher(disk, client, triage_cli, tmp_path
     assert "vss" not in layers[0] and "vss" in layers[1]
     audit = [json.loads(x) for x in (home / "audit.log").read_text().splitlines()]
     assert [a["details"].get("vss.enabled") for a in audit if a["action"] == "submit"] == [False, None]
+
+
+def test_a_resumed_run_gives_the_same_tables(run, disk, client, tmp_path):
+    """Every task but the snapshot listing is restored from checkpoints (synchronously, while the partitions
+    are replanned); the listing runs again and its snapshots' walks and content come from checkpoints too."""
+    from triage.driver import Driver
+    from triage.finish import finalize
+    from triage.runstate import ImageRun
+
+    out, work = tmp_path / "out", tmp_path / "work"
+    first = ImageRun(disk.path, out, workdir=work)
+    Driver(client).drive(first)
+    first.abort()  # stopped before the merge: the checkpoints stay
+    assert list(work.glob(f"*{snapshot_index(PART, 1)}*"))  # the snapshots' walks are among them
+    second = ImageRun(disk.path, out, workdir=work)
+    assert [t.name for t in second.todo] == [f"vss-{PART}"]  # all else restored
+    Driver(client).drive(second)
+    res = finalize(second)
+    assert res.summary["resumed_bytes"] == second.bytes_total
+    for name in ("files.parquet", "volumes.parquet"):
+        assert (out / name).read_bytes() == (run.out / name).read_bytes(), name
