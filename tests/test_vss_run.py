@@ -149,3 +149,24 @@ def test_a_resumed_run_gives_the_same_tables(run, disk, client, tmp_path):
     assert res.summary["resumed_bytes"] == second.bytes_total
     for name in ("files.parquet", "volumes.parquet"):
         assert (out / name).read_bytes() == (run.out / name).read_bytes(), name
+
+
+@pytest.mark.skipif(shutil.which("cryptsetup") is None, reason="needs cryptsetup")
+def test_shadow_copies_inside_an_unlocked_volume(disk, triage_cli, tmp_path, read_rows):
+    """Windows keeps its shadow copies inside BitLocker; here LUKS1 stands in (BitLocker cannot be made here):
+    unlocked with --key, the NTFS inside is walked and so are its snapshots, read through the plaintext."""
+    from triage_test_fixtures.encrypted import PASSPHRASE
+
+    locked = vss.build_vss_luks_disk(tmp_path, disk.volume)
+    out = tmp_path / "out"
+    res = triage_cli("run", locked.path, "-o", out, "--no-progress", "--no-reports", "--home", tmp_path / "home",
+                     "--key", f"{PART}=passphrase:{PASSPHRASE}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    vols = {v["index"]: v for v in read_rows(out / "volumes.parquet")}
+    assert (vols[PART]["layer"], vols[PART]["filesystem"]) == ("luks", "NTFS")
+    assert [(v["slot"], v["parent"], v["status"]) for v in vols.values() if v["layer"] == "vss"] == [
+        ("vss:1", PART, "ok"), ("vss:2", PART, "ok")]
+    files = read_rows(out / "files.parquet")
+    for n, snap in enumerate(disk.volume.snapshots):
+        got = {p: r["md5"] for p, r in _by_partition(files, snapshot_index(PART, n)).items() if not p.startswith("$")}
+        assert got == {k: v for k, v in snap.md5.items() if k not in disk.volume.unchanged}, n
