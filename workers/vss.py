@@ -147,6 +147,7 @@ def list_snapshots(vol: VolumeRef) -> list[Partition]:
             except (OSError, IOError) as exc:
                 desc = f"Volume Shadow Copy {n + 1} of volume {vol.index}: store unreadable ({oneline(exc)})"
             rows.append(row(n, f"vss:{n + 1}", desc))
+        log.info("volume %d at byte %d: %d shadow copies", vol.index, vol.offset, len(rows))
         return rows
     finally:
         volume.close()
