@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from triage import config
+import dask.config
+
+from triage import config, jobopts
 from triage.audit import AuditLog
 from triage.driver import Driver
 from triage.finish import RunResult, finalize
@@ -174,10 +176,11 @@ class Dispatcher:
     def _start(self, job: Job) -> None:
         jdir = self._job_dir(job)
         names = _result_names(job.images)
-        runs = [ImageRun(img, jdir / "results" / name if name else jdir / "results",
-                         workdir=jdir / "work" / (name or "image"), overwrite=True,
-                         priority=PRIORITIES[job.priority], home=self.home)
-                for img, name in zip(job.images, names)]
+        with dask.config.set(jobopts.config_for(self.home, job.id)):  # submit's options (--no-vss)
+            runs = [ImageRun(img, jdir / "results" / name if name else jdir / "results",
+                             workdir=jdir / "work" / (name or "image"), overwrite=True,
+                             priority=PRIORITIES[job.priority], home=self.home)
+                    for img, name in zip(job.images, names)]
         act = _Active(job, runs, applied=job.priority)
         self.active[job.id] = act
         self.queue.update_progress(job, results_dir=str(jdir / "results"), bytes_total=act.bytes_total,

@@ -7,6 +7,8 @@ import pyarrow.compute as pc
 
 from triage.workers.schema import FILES_SCHEMA, VOLUMES_SCHEMA
 from triage.workers.volumes import Partition
+from triage.workers.vss import DIFF_AREA_SUFFIX, parent_of, store_number
+from triage.workers.vss import source as snapshot_source
 from triage.workers.walk import WalkResult
 
 CONTENT_COLUMNS = ("md5", "sha1", "sha256", "mime", "magic", "ext_mismatch", "phash", "entropy",
@@ -72,7 +74,51 @@ def dedupe_carved(carved: pa.Table, file_tables: list[pa.Table], owner) -> pa.Ta
 
 def files_table(parts: list[pa.Table]) -> pa.Table:
     files = pa.concat_tables(parts) if parts else FILES_SCHEMA.empty_table()
-    return files.sort_by(SORT_KEYS).combine_chunks()
+    return fold_snapshots(files).sort_by(SORT_KEYS).combine_chunks()
+
+
+def _same_file(volume: int, r: dict) -> tuple:
+    """What makes a snapshot's row the live volume's file again: the same inode, attribute, size and
+    hashes; for a row with no content hashed (a directory, a name with no metadata), also the path; for
+    TSK's virtual entries (``$OrphanFiles``, numbered past the last MFT entry) the path instead of the inode."""
+    virtual = r["type"].endswith("/V")
+    return (volume, None if virtual else r["inode"], r["attr_type"], r["attr_id"], r["size"], r["md5"],
+            r["sha256"], r["path"] if r["sha256"] is None else None)
+
+
+def fold_snapshots(files: pa.Table) -> pa.Table:
+    """Volume Shadow Copy rows (triage.workers.vss) marked ``source = vss:N``; those that repeat a file of
+    the live volume they are a snapshot of are dropped, with the archive members listed from them, so
+    what remains is what was deleted or changed since the snapshot. VSS's own files (the catalog, the stores'
+    diff areas) are left out of a snapshot: what it shows of them is not data (libvshadow zero-fills them)."""
+    parts = files.column("partition").to_pylist()
+    if all(store_number(p) is None for p in parts):
+        return files
+    rows = files.select(["partition", "path", "inode", "attr_type", "attr_id", "type", "size", "md5", "sha256",
+                         "source", "container"]).to_pylist()
+    live = {_same_file(r["partition"], r) for r in rows
+            if store_number(r["partition"]) is None and r["source"] not in ("carved", "archive member")}
+    drop: set[int] = set()
+    dropped: set[tuple[int, str]] = set()  # (snapshot, path) of dropped rows: their archive members go too
+    for i, r in enumerate(rows):
+        p = r["partition"]
+        if store_number(p) is None or r["source"] == "archive member":
+            continue
+        if _same_file(parent_of(p), r) in live or r["path"].endswith(DIFF_AREA_SUFFIX):
+            drop.add(i)
+            dropped.add((p, r["path"]))
+    members = sorted((r["path"].count("/"), i) for i, r in enumerate(rows)
+                     if store_number(r["partition"]) is not None and r["source"] == "archive member")
+    for _depth, i in members:  # outermost first: a member of a dropped member goes too
+        if (rows[i]["partition"], rows[i]["container"]) in dropped:
+            drop.add(i)
+            dropped.add((rows[i]["partition"], rows[i]["path"]))
+    keep = [i for i in range(len(rows)) if i not in drop]
+    sources = [r["source"] if store_number(r["partition"]) is None or r["source"] == "archive member"
+               else snapshot_source(r["partition"]) for r in (rows[i] for i in keep)]
+    out = files.take(pa.array(keep, type=pa.int64()))
+    i = out.schema.get_field_index("source")
+    return out.set_column(i, FILES_SCHEMA.field("source"), pa.array(sources, type=pa.string()))
 
 
 def volumes_table(parts: list[Partition], walks: dict[int, WalkResult], files: pa.Table) -> pa.Table:
@@ -112,6 +158,7 @@ def counts(table: pa.Table, known_bad: int) -> dict[str, int]:
         "carved": src.count("carved"),
         "logical": src.count("logical"),  # members of a logical source (tar, zip, UFDR, folder)
         "archive_members": src.count("archive member"),  # rows listed from archives found (triage.archiveplan)
+        "vss": sum(1 for s in src if s.startswith("vss:")),  # deleted or changed files found only in shadow copies
         "hashed": sum(hashed),
         "hashed_bytes": sum(s for s, h in zip(sizes, hashed) if h),
         "unreadable": sum(1 for s in status if s.startswith(("unreadable", "partial"))),

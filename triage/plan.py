@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from triage.workers.refs import ContentBatch, ContentItem, ContentOptions, KnownRef, Segment, VolumeRef
 from triage.workers.resumable import available as resumable_available
+from triage.workers.vss import DIFF_AREA_SUFFIX, store_number
 from triage.workers.walk import hashable
 
 
@@ -24,11 +25,13 @@ def plan_batches(
     known: KnownRef | None = None, split_bytes: int | None = None,
 ) -> list[ContentBatch | Segment]:
     cols = table.select(["inode", "attr_type", "attr_id", "size", "name", "type", "status"]).to_pydict()
+    snapshot = store_number(vol.index) is not None  # a shadow copy's own diff-area files are not read (merge drops them)
     items = [
         ContentItem(row=i, inode=cols["inode"][i], attr_type=cols["attr_type"][i], attr_id=cols["attr_id"][i],
                     size=cols["size"][i], name=cols["name"][i])
         for i in range(table.num_rows)
         if hashable(cols["type"][i], cols["status"][i])
+        and not (snapshot and cols["name"][i].endswith(DIFF_AREA_SUFFIX))
     ]
     items.sort(key=lambda it: (it.inode, it.attr_type or 0, it.attr_id or 0, it.row))
     batches: list[ContentBatch | Segment] = []

@@ -51,6 +51,7 @@ class RunSettings:
     extract: bool        # write carved objects to OUT/carved/
     phash_distance: int  # near-duplicate threshold, bits of 64
     archives: ArchiveLimits | None = None  # how archives found are expanded (archives.* in triage.yaml)
+    vss: bool = True     # walk NTFS Volume Shadow Copies (vss.enabled; --no-vss)
 
     @classmethod
     def from_config(cls, carve: str | None = None, extract: bool = False) -> RunSettings:
@@ -71,6 +72,7 @@ class RunSettings:
             extract=extract,
             phash_distance=int(config.get("known.phash-max-distance")),
             archives=archive_limits(),
+            vss=bool(config.get("vss.enabled")),
         )
 
     def stamp(self) -> dict:

@@ -31,8 +31,9 @@ from triage.workers.containers import hash_container_files
 from triage.workers.extraction import hash_source, read_members, walk_source
 from triage.workers.content import read_content, read_segment
 from triage.workers.media import MediaDigest, hash_media
-from triage.workers.refs import Segment
-from triage.workers.volumes import list_partitions
+from triage.workers.refs import Segment, VolumeRef
+from triage.workers.volumes import Partition, list_partitions
+from triage.workers.vss import list_snapshots, store_number
 from triage.workers.walk import WALK_SCHEMA, WalkResult, walk_filesystem
 
 if TYPE_CHECKING:
@@ -173,10 +174,50 @@ class Walk(TaskKind):
     def apply(self, run: ImageRun, task: Task, result: WalkResult) -> None:
         run.complete(task)
         run.got_walk(result)
+        if result.filesystem == "NTFS" and store_number(result.partition) is None and run.settings.vss:
+            run.add(Task(f"vss-{result.partition}", KINDS.get("vss"), run.vols[result.partition], PRIORITY_WALK))
 
     def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
         empty = pa.RecordBatch.from_pylist([], schema=WALK_SCHEMA)
         self.done(run, task, WalkResult(task.arg.index, None, f"walk failed: {describe(exc)}", empty))
+
+
+@KINDS.register("vss", instance=True)
+class Snapshots(TaskKind):
+    """The Volume Shadow Copies of one NTFS volume (:mod:`triage.workers.vss`), planned when its walk says
+    NTFS: each becomes a volume-table row and a walk of its own. Not checkpointed: the listing is a few
+    small reads, and applying a saved one while a resumed run replans its walks would change the volume
+    table under that loop; the snapshots' walks and content tasks are checkpointed like any other."""
+
+    func = staticmethod(list_snapshots)
+
+    def load(self, ck: Checkpoints, task: Task) -> None:
+        return None
+
+    def save(self, ck: Checkpoints, task: Task, result: Any) -> None:
+        pass
+
+    def table(self, result: Any) -> list[Partition]:
+        return list(result)
+
+    def apply(self, run: ImageRun, task: Task, result: list[Partition]) -> None:
+        run.complete(task)
+        if not result:
+            return
+        assert run.parts is not None
+        # the volume table stays in one order whatever order the walks finish in: snapshots last, by index
+        old = [p for p in run.parts if p.layer == "vss"]
+        run.parts = [p for p in run.parts if p.layer != "vss"] + sorted(old + result, key=lambda p: p.index)
+        for p in result:
+            vol = VolumeRef(run.ref, p.index, p.start, p.length)
+            run.vols[p.index] = vol
+            run.contents[p.index], run.task_errors[p.index] = [], {}
+            run.add(Task(f"walk-{p.index}", KINDS.get("walk"), vol, PRIORITY_WALK))
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        run.complete(task)
+        run.problems.append(f"partition {task.arg.index} (byte {task.arg.offset}): Volume Shadow Copies not "
+                            f"listed: {describe(exc)}")
 
 
 @KINDS.register("content", instance=True)

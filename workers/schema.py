@@ -19,7 +19,9 @@ FILES_SCHEMA = pa.schema(
         pa.field("size", pa.int64(), nullable=False),        # bytes in the attribute read (file size for the default stream)
         pa.field("deleted", pa.bool_(), nullable=False),     # the name is unallocated (fls marks it '*')
         pa.field("source", pa.string(), nullable=False),     # 'allocated', 'deleted', 'orphan', 'carved', 'archive member'
-                                                             # (of an archive found), 'logical' (member of a tar/zip/folder source)
+                                                             # (of an archive found), 'logical' (member of a tar/zip/folder source),
+                                                             # 'vss:N' (in NTFS shadow copy N, 1 = oldest, and not the same in the
+                                                             # live volume: deleted or changed since; offset null)
         pa.field("mtime", TS),                               # UTC; null where the filesystem stores none (or 0)
         pa.field("atime", TS),
         pa.field("ctime", TS),                               # metadata change time (ext/NTFS), null on FAT
@@ -76,12 +78,14 @@ VOLUMES_SCHEMA = pa.schema(
                                                              # volume's physical volume); null at the top
         pa.field("layer", pa.string()),                      # what the row is (always set by a run): 'disk', 'partition',
                                                              # 'lvm-pv', 'lvm-lv', 'apfs-container', 'apfs-volume' (walked
-                                                             # through libfsapfs), 'luks', 'bitlocker', 'filevault'; inside
+                                                             # through libfsapfs), 'vss' (a shadow copy of its parent NTFS
+                                                             # volume, slot 'vss:N'), 'luks', 'bitlocker', 'filevault'; inside
                                                              # the last three files.parquet `offset` is null: the image
                                                              # holds only ciphertext, the files' partition names the volume
         pa.field("extents", pa.list_(pa.struct([             # image byte ranges holding the volume, in volume order, when
             pa.field("start", pa.int64()),                   # not [start, start + length): an LVM logical volume's
             pa.field("length", pa.int64()),                  # segments; null when contiguous; [] for a logical volume
-        ]))),                                                # whose segments cannot be mapped (its offsets are null)
+        ]))),                                                # whose segments cannot be mapped, or a shadow copy (its
+                                                             # offsets are null)
     ]
 )

@@ -16,7 +16,7 @@ from triage.rules.errors import FilesystemError, ImageError, VolumeError
 from triage.rules.registry import Registry
 from triage.workers import handles
 from triage.workers.encryption import detect, layer_of, sniff_volume
-from triage.workers import apfs, lvm
+from triage.workers import apfs, lvm, vss
 from triage.workers.formats import PyImg
 from triage.workers.unlock import key_for, open_volume
 from triage.workers.image import TSK_ERRORS, _oneline, open_image
@@ -26,7 +26,7 @@ from triage.workers.volmap import VolumeMap
 #: what a volumes.parquet row is, outermost first: the disk itself (no partition table), a partition-table
 #: entry, an LVM2 physical volume / logical volume, an encrypted volume (its filesystem is read from the plaintext)
 LAYERS = ("disk", "partition", "lvm-pv", "lvm-lv", "apfs-container", "apfs-volume", "luks", "bitlocker", "filevault",
-          "encrypted")
+          "encrypted", "vss")
 #: layers whose filesystem is plaintext decrypted from the image: no image offset inside them
 ENCRYPTED_LAYERS = ("luks", "bitlocker", "filevault", "encrypted")
 
@@ -228,6 +228,8 @@ def open_fs(vol: VolumeRef) -> pytsk3.FS_Info:
         if vol.offset >= vol.image.size:
             raise FilesystemError(f"starts at byte {vol.offset}, past the end of the image "
                                   f"({vol.image.size} bytes): truncated image?")
+        if vss.store_number(vol.index) is not None:  # a shadow copy: read through libvshadow (workers/vss.py)
+            return vss.open_snapshot(vol)
         if apfs.volume_number(vol.index) is not None:  # read by libfsapfs (pytsk3 has no APFS pool layer)
             return apfs.ApfsFS(img.read, vol.offset, vol.image.size - vol.offset, apfs.volume_number(vol.index))
         n = lvm.lv_number(vol.index)
@@ -260,6 +262,11 @@ class InnerFS(pytsk3.FS_Info):
         super().__init__(img, offset=0)
         self._img = img
         self.map = vmap
+
+    @property
+    def media(self) -> PyImg:
+        """The volume's own bytes (plaintext, an LV's segments), for what reads it beside TSK (shadow copies)."""
+        return self._img
 
     def release(self) -> None:
         self._img.release()

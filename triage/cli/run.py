@@ -27,6 +27,7 @@ EXAMPLE = """examples:
   triage run laptop.E01 -o out --key 3=passphrase:'s3cret'     # unlock the LUKS/BitLocker partition 3
   triage run phone.tar -o results/phone                        # a phone extraction: .tar, .tar.gz, .zip, .ufdr
   triage run exports/phone-dump/ -o results/dump               # or a folder (links inside are never followed)
+  triage run laptop.E01 -o out --no-vss                        # skip NTFS shadow copies (default: walked as vss:N)
 
 resuming: an interrupted run (crash, Ctrl-C, lost cluster) leaves its finished tasks in OUT/.work;
 the same command again continues from them and writes byte-identical tables. Checkpoints made
@@ -62,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start over: discard the checkpoints an interrupted run left in OUT/.work "
                    "(by default the same command resumes from them)")
     add_key_options(p)
+    add_vss_option(p)
     add_report_options(p)
     p.add_argument("--json", action="store_true", help="print the run summaries as JSON on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -129,6 +131,17 @@ def add_key_options(p: argparse.ArgumentParser) -> None:
                    "BitLocker are unlocked; keys are sent to the workers directly, never logged or audited")
 
 
+def add_vss_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-vss", action="store_true",
+                   help="do not walk NTFS Volume Shadow Copies (default: config vss.enabled; each snapshot's deleted "
+                   "or changed files are rows with source vss:N)")
+
+
+def vss_config(args: argparse.Namespace) -> dict:
+    """--no-vss as the config override RunSettings reads when a run is planned."""
+    return {"vss.enabled": False} if getattr(args, "no_vss", False) else {}
+
+
 def key_arg(spec: str):
     """argparse type for --key: a usage error that never echoes the secret."""
     try:
@@ -169,7 +182,8 @@ def format_summary(res: RunResult) -> str:
         f"  partitions {s['partitions']}  walked: {fss}",
         f"  entries {f['entries']:,} (allocated {f['allocated']:,}, deleted {f['deleted']:,}, orphan {f['orphan']:,}, "
         f"carved {f['carved']:,}" + (f", members of the source {f['logical']:,}" if f.get("logical") else "")
-        + (f", in archives found {f['archive_members']:,}" if f.get("archive_members") else "") + ")",
+        + (f", in archives found {f['archive_members']:,}" if f.get("archive_members") else "")
+        + (f", only in shadow copies {f['vss']:,}" if f.get("vss") else "") + ")",
         f"  hashed {f['hashed']:,} files, {f['hashed_bytes']:,} bytes; images phashed {f['images_phashed']:,}; "
         f"extension mismatches {f['ext_mismatch']:,}; not fully read {f['unreadable']:,}",
         f"  known-bad {f['known_bad']:,}, notable {f['notable']:,}, known-good {f['known_good']:,}; "
@@ -230,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
         from triage.ranking import rules_in_force
 
         rules_in_force(args.rules, args.home)  # a broken rule file fails now, not after the whole run
-    with connect(**cluster_settings(args)) as client, dask.config.set(ranking_config(args)):
+    overrides = {**ranking_config(args), **{f"triage.{k}": v for k, v in vss_config(args).items()}}
+    with connect(**cluster_settings(args)) as client, dask.config.set(overrides):
         install_keys(client, [str(i) for i in args.images], args.key)
         for image, out in zip(args.images, dirs):
             bar = Progress(not args.no_progress, Path(image).name)
@@ -255,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
             audit.append("run", case=args.case, image=res.image, image_hash=res.summary["image"]["sha256"],
                          details={"out": str(res.out), "exit_code": res.exit_code,
                                   "files": res.summary["files"]["entries"],
-                                  "known_bad": res.summary["known_bad_hits"]})
+                                  "known_bad": res.summary["known_bad_hits"], **vss_config(args)})
             if args.json:
                 continue
             print(format_summary(res))

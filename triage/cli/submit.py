@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from triage.cli.jobs import EXIT_CODES, PRIORITY_CHOICES, add_home, add_json, open_audit, open_queue, print_json
-from triage.cli.run import key_arg
+from triage import jobopts
+from triage.cli.run import add_vss_option, key_arg, vss_config
 from triage.keystore import KeyStore
 from triage.rules.home import state_dir
 
@@ -16,6 +17,7 @@ EXAMPLE = f"""examples:
   triage submit disk1.dd disk2.dd --case OP-2291 --exhibit JB/3   # one job for both disks of one exhibit
   triage submit phone.tar --case OP-2291 --exhibit JB/5 --priority high  # phone extraction: tar/tgz/zip/ufdr/folder
   triage submit laptop.dd --case OP-2291 --exhibit JB/4 --priority high --key 3=keyfile:/media/usb/luks.pass
+  triage submit server.E01 --case OP-2291 --exhibit JB/6 --priority low --no-vss  # skip NTFS shadow copies
 
 A --key is kept in <home>/keys/<job id>.keys (readable by you only), never in the queue,
 the audit log or the results; the dispatcher hands it to its workers and wipes the file
@@ -45,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="unlock an encrypted partition (index as in volumes.parquet): PARTITION=passphrase:TEXT, "
                    "PARTITION=recovery:NNNNNN-... (BitLocker) or PARTITION=keyfile:PATH; repeatable. Prefer "
                    "keyfile: a passphrase on the command line shows in the process list and shell history")
+    add_vss_option(p)
     add_home(p)
     add_json(p, "the job")
     p.set_defaults(func=run)
@@ -58,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
                "formats": list(job.image_formats), "sizes": list(job.image_sizes), "size": job.image_size}
     if job.existed:
         details["already_queued"] = True
+    elif vss_config(args):
+        jobopts.save(state_dir(args.home), job.id, vss_config(args))  # applied by the dispatcher (triage.jobopts)
+        details.update(vss_config(args))
     if args.key:
         KeyStore(state_dir(args.home)).put(job.id, args.key)
         details["keys_for_partitions"] = sorted(i for i, _ in args.key)  # which, never what
