@@ -67,6 +67,12 @@ def test_deleted_and_changed_files_with_the_ground_truths_md5s_and_nothing_uncha
     assert live["edit.txt"]["md5"] not in {s.md5["edit.txt"] for s in disk.volume.snapshots}
     assert run.summary["files"]["vss"] == sum(1 for r in run.files if r["source"].startswith("vss:"))
     assert all(r["score"] is not None for r in run.files)  # ranked like every row
+    # what only a snapshot still holds is deleted history: the default rules say so on every such row
+    for r in run.files:
+        why = {x["rule"]: x["reason"] for x in r["reasons"]}
+        assert ("shadow-copy" in why) == r["source"].startswith("vss:"), r["path"]
+        if "shadow-copy" in why:
+            assert why["shadow-copy"].startswith(f"only in Volume Shadow Copy {r['source']}:")
 
 
 def test_no_vss_skips_them_and_results_are_byte_identical(run, disk, triage_cli, tmp_path):
