@@ -36,16 +36,16 @@ class Cursor:
         self._buf_off = start
 
     def _get(self, off: int, n: int) -> bytes | None:
+        rel = off - self._buf_off
+        if rel >= 0 and n >= 0 and rel + n <= len(self._buf) and off + n <= self.end:
+            return self._buf[rel : rel + n]  # the common case: inside the block already read
         if off < self.start or n < 0 or off + n > self.end:
             return None
         if n > MAX_TAKE:
             raise ValueError(f"structured read of {n} bytes exceeds MAX_TAKE; stream it instead")
-        rel = off - self._buf_off
-        if rel < 0 or rel + n > len(self._buf):
-            self._buf = self.reader.read(off, min(max(n, BLOCK), self.end - off))
-            self._buf_off = off
-            rel = 0
-        data = self._buf[rel : rel + n]
+        self._buf = self.reader.read(off, min(max(n, BLOCK), self.end - off))
+        self._buf_off = off
+        data = self._buf[:n]
         return data if len(data) == n else None
 
     def at(self, off: int, n: int) -> bytes | None:
@@ -105,7 +105,21 @@ class Cursor:
     def search(
         self, pattern: re.Pattern[bytes], longest: int, limit: int | None = None
     ) -> tuple[int, re.Match[bytes]] | None:
-        """The first of :meth:`finditer`, or None."""
+        """The first of :meth:`finditer`, or None.
+
+        Looks first in the block the cursor already holds (a JPEG's entropy-coded
+        data of tens of KB usually ends there), without another read. A match found
+        there is the first one only if it ends ``longest`` bytes or more before the
+        block does: an earlier match (of at most ``longest`` bytes) could otherwise
+        run past the block's end and be missed, so then the windowed search decides.
+        """
+        stop = self.end if limit is None else min(limit, self.end)
+        rel, buf = self.pos - self._buf_off, self._buf
+        if 0 <= rel < len(buf):
+            avail = min(len(buf), stop - self._buf_off)
+            m = pattern.search(buf, rel, avail)
+            if m is not None and (m.start() + longest <= avail or self._buf_off + avail >= stop):
+                return self._buf_off + m.start(), m
         return next(self.finditer(pattern, longest, limit), None)
 
     def crc32(self, n: int, crc: int) -> int | None:
