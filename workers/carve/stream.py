@@ -34,6 +34,9 @@ class Cursor:
         self.pos = start
         self._buf = b""
         self._buf_off = start
+        # searches and checksums only look at bytes: a reader that can lend a view (SpanCache,
+        # BytesReader) saves copying each window; structured reads stay bytes (carvers slice them)
+        self._look = getattr(reader, "view", reader.read)
 
     def _get(self, off: int, n: int) -> bytes | None:
         rel = off - self._buf_off
@@ -89,7 +92,7 @@ class Cursor:
         w = nxt = self.pos
         size = BLOCK
         while w < stop:
-            buf = self.reader.read(w, min(size, stop - w))
+            buf = self._look(w, min(size, stop - w))
             size = min(WINDOW, size * 2)
             if not buf:
                 return
@@ -128,7 +131,7 @@ class Cursor:
             return None
         pos, stop = self.pos, self.pos + n
         while pos < stop:
-            piece = self.reader.read(pos, min(WINDOW, stop - pos))
+            piece = self._look(pos, min(WINDOW, stop - pos))
             if not piece:
                 return None
             crc = zlib.crc32(piece, crc)
