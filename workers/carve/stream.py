@@ -76,34 +76,44 @@ class Cursor:
         self.pos += n
         return True
 
-    def finditer(
-        self, pattern: re.Pattern[bytes], longest: int, limit: int | None = None
-    ) -> Iterator[tuple[int, re.Match[bytes]]]:
-        """Matches at or after the cursor ending before ``limit`` (default ``end``), in order.
+    def windows(self, longest: int, limit: int | None = None) -> Iterator[tuple[int, bytes | memoryview]]:
+        """``(offset, bytes)`` windows from the cursor to ``limit`` (default ``end``), for searches.
 
-        Yields each match's absolute offset and the match (groups stay usable).
         Windows grow from :data:`BLOCK` to :data:`WINDOW` bytes (most searches end
         close by) and overlap by ``longest - 1``, so a match of up to ``longest``
-        bytes across a window edge is found, once; memory stays one window
-        whatever the object size. Moving the cursor while iterating does not
-        affect the iteration.
+        bytes across a window edge lies whole in one of them; memory stays one window
+        whatever the object size. A window may be a view (see ``_look``): search it,
+        do not keep it.
         """
         stop = self.end if limit is None else min(limit, self.end)
-        w = nxt = self.pos
+        w = self.pos
         size = BLOCK
         while w < stop:
             buf = self._look(w, min(size, stop - w))
             size = min(WINDOW, size * 2)
             if not buf:
                 return
+            yield w, buf
+            if w + len(buf) >= stop:
+                return
+            w += max(1, len(buf) - (longest - 1))
+
+    def finditer(
+        self, pattern: re.Pattern[bytes], longest: int, limit: int | None = None
+    ) -> Iterator[tuple[int, re.Match[bytes]]]:
+        """Matches at or after the cursor ending before ``limit`` (default ``end``), in order.
+
+        Yields each match's absolute offset and the match (groups stay usable), each
+        once although :meth:`windows` overlap. Moving the cursor while iterating does
+        not affect the iteration.
+        """
+        nxt = self.pos
+        for w, buf in self.windows(longest, limit):
             for m in pattern.finditer(buf):
                 offset = w + m.start()
                 if offset >= nxt:
                     nxt = offset + 1
                     yield offset, m
-            if w + len(buf) >= stop:
-                return
-            w += max(1, len(buf) - (longest - 1))
 
     def search(
         self, pattern: re.Pattern[bytes], longest: int, limit: int | None = None
