@@ -122,9 +122,10 @@ class Cursor:
 
         Looks first in the block the cursor already holds (a JPEG's entropy-coded
         data of tens of KB usually ends there), without another read. A match found
-        there is the first one only if it ends ``longest`` bytes or more before the
-        block does: an earlier match (of at most ``longest`` bytes) could otherwise
-        run past the block's end and be missed, so then the windowed search decides.
+        there is the first one only if it starts at least ``longest`` bytes before the
+        block's end (or the block reaches ``limit``): an earlier match (of at most
+        ``longest`` bytes) would then lie whole in the block too. Otherwise, or with
+        no match in the block, the windowed search decides.
         """
         stop = self.end if limit is None else min(limit, self.end)
         rel, buf = self.pos - self._buf_off, self._buf
