@@ -70,11 +70,14 @@ def carve_chunk(chunk: CarveChunk) -> pa.RecordBatch:
     # each object is digested as soon as it is found, from the spans the scan and its carver just read
     reader = SpanCache(ImageReader(chunk.image))
     rows = Rows(FILES_SCHEMA)
+    made = False  # the extraction directory, made by the chunk's first object (once, not per object)
     for obj in iter_scan(reader, chunk.start, chunk.end, chunk.overlap):
         name = carved_name(obj.offset, obj.extension)
         sink = None
         if chunk.extract_dir is not None:
-            os.makedirs(chunk.extract_dir, exist_ok=True)
+            if not made:
+                os.makedirs(chunk.extract_dir, exist_ok=True)
+                made = True
             sink = open(os.path.join(chunk.extract_dir, name), "wb")  # noqa: SIM115 - closed below
         try:
             d = stream(Digest(obj.length, chunk.options, sink=sink),

@@ -518,6 +518,93 @@ def print_carve_reads(img: Path, truth: dict, chunks: int = 3, chunk: int = 64 *
               f"{label} {b / (chunks * chunk):.2f}x the chunk bytes" for label, b in totals.items()))
 
 
+def carve_chunks(img: Path) -> list[Any]:
+    """The carve chunks a default run plans for ``img`` (the plan run in this process, carving skipped)."""
+    from triage.runstate import ImageRun
+    from triage.workers.content import Rows
+    from triage.workers.schema import FILES_SCHEMA
+
+    out = ROOT / "runs" / f"plan-{time.strftime('%Y%m%dT%H%M%S')}"
+    found: list[Any] = []
+    run = ImageRun(img, out)
+    try:
+        while not run.finished:
+            for task in run.take():
+                if task.kind.NAME == "carve":
+                    found.append(task.arg)
+                    result: Any = Rows(FILES_SCHEMA).batch(None)
+                else:
+                    try:
+                        result = task.kind.func(task.arg)
+                    except Exception as exc:  # noqa: BLE001 - the run turns a failed task into a status
+                        result = exc
+                run.task_done(task, result)
+    finally:
+        run.abort()
+        shutil.rmtree(out, ignore_errors=True)
+    return found
+
+
+def print_carve_split(img: Path, repeats: int = 2) -> None:
+    """The carving side's own CPU, without cProfile (whose per-call cost inflates the carvers' many small
+    Python calls several times over): the run's carve chunks scanned in this process, the image read and
+    header search apart from each carver's validation (issue #11: where the carvers' time goes)."""
+    from triage.workers.carve import SpanCache, iter_scan, registry
+    from triage.workers.carve.scanner import finder
+    from triage.workers.carving import ImageReader
+
+    plan = carve_chunks(img)
+    registry.load()
+    spent: Counter = Counter()
+    tried: Counter = Counter()
+    saved = {}
+    for name in registry.names():
+        c = registry.get(name)
+        saved[name] = c.match
+
+        def timed_match(reader: Any, start: int, _match: Any = c.match, _name: str = name) -> Any:
+            t0 = time.process_time()
+            try:
+                return _match(reader, start)
+            finally:
+                spent[_name] += time.process_time() - t0
+                tried[_name] += 1
+
+        c.match = timed_match  # type: ignore[method-assign]
+    headers = finder(tuple(sorted({h for c in registry.CARVERS.values() for h in c.HEADERS})))
+    try:
+        best: dict[str, float] = {}
+        for _ in range(repeats):  # the least disturbed pass of each measure: the machine may be shared
+            spent.clear()
+            tried.clear()
+            c0, objects = time.process_time(), 0
+            for ch in plan:
+                reader = SpanCache(ImageReader(ch.image))
+                objects += sum(1 for _ in iter_scan(reader, ch.start, ch.end, ch.overlap))
+            total = time.process_time() - c0
+            c0 = time.process_time()
+            for ch in plan:  # the same windows read and searched, nothing validated
+                reader = ImageReader(ch.image)
+                for w in range(ch.start - ch.overlap, ch.end, 4 * MIB):
+                    headers.find(reader.read(w, min(4 * MIB, ch.end - w)), 4 * MIB)
+            search = time.process_time() - c0
+            if total < best.get("total", float("inf")):
+                best = {"total": total, "search": search, **{f"carver {k}": v for k, v in spent.items()}}
+                counts = dict(tried)
+    finally:
+        for name, match in saved.items():
+            registry.get(name).match = match  # type: ignore[method-assign]
+    carvers = sum(v for k, v in best.items() if k.startswith("carver "))
+    print(f"\ncarving scan alone (no cProfile, best of {repeats}): {len(plan)} chunks, "
+          f"{sum(c.nbytes for c in plan) / MIB:.0f} MiB, {objects} objects: {best['total']:.2f} CPU s; "
+          f"image read + header search {best['search']:.2f}, validation {carvers:.2f} "
+          f"({carvers / max(1, objects) * 1e3:.3f} ms per object)")
+    for k, v in sorted(best.items(), key=lambda kv: -kv[1]):
+        if k.startswith("carver "):
+            n = counts.get(k[len("carver "):], 0)
+            print(f"  {k:<16} {v:6.2f} CPU s, {n} candidates, {v / max(1, n) * 1e6:.0f} us each")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -534,7 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=1, help="runs per tool; the fastest is shown")
     ap.add_argument("--keep", action="store_true", help="keep the tools' outputs under /work/benchdata/carve/runs")
     ap.add_argument("--phases", action="store_true",
-                    help="also run triage's graph in this process under cProfile: CPU per phase, read amplification")
+                    help="also run triage's graph in this process under cProfile: CPU per phase, read amplification;"
+                         " and the carving scan alone without cProfile, per carver")
+    ap.add_argument("--split-only", action="store_true",
+                    help="only the carving scan alone, per carver (no tools run): a quick look at the carving side")
     args = ap.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
     img, truth = image(args.size_gib, args.seed, args.objects_per_gib, args.rebuild, args.dense)
@@ -546,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
     print("  whole by kind:", dict(Counter(p["kind"] for p in whole)), " by region:",
           dict(Counter(p["region"] for p in whole)))
     print(f"  sizes: {min(p['length'] for p in whole):,} .. {max(p['length'] for p in whole):,} bytes")
+    if args.split_only:
+        print_carve_split(img)
+        return 0
     subprocess.run(["cat", str(img)], stdout=subprocess.DEVNULL, check=True)  # page cache warm for everyone
 
     runs = ROOT / "runs" / time.strftime("%Y%m%dT%H%M%S")
@@ -617,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.phases:
         print_phases(img, truth)
         print_carve_reads(img, truth)
+        print_carve_split(img)
     for tool in ("foremost", "photorec", "scalpel"):
         if tool in results:
             s = results[tool]["score"]

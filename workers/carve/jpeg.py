@@ -71,9 +71,10 @@ class JpegCarver(Carver):
 
 def _next_marker(cur: Cursor) -> int | None:
     """The marker code at the cursor: ``FF``, optional ``FF`` fill bytes, then the code."""
-    if cur.byte() != 0xFF:
+    two = cur.take(2)
+    if two is None or two[0] != 0xFF:
         return None
-    code = cur.byte()
+    code = two[1]  # one read for the usual FF xx; fill bytes (FF FF ... xx) are walked below
     for _ in range(MAX_FILL):
         if code != 0xFF:
             return code

@@ -50,6 +50,11 @@ class BytesReader:
         _check_args(offset, size)
         return bytes(self._view[offset : offset + size])
 
+    def view(self, offset: int, size: int) -> memoryview:
+        """:meth:`read` without the copy, for searches and checksums (see ``Cursor``)."""
+        _check_args(offset, size)
+        return self._view[offset : offset + size]
+
     def __repr__(self) -> str:
         return f"BytesReader(size={self.size})"
 

@@ -84,10 +84,11 @@ class HeaderFinder:
     def engine(self) -> str:
         return "hyperscan" if self._db is not None else "find"
 
-    def find(self, buf: bytes, stop: int) -> list[tuple[int, bytes]]:
+    def find(self, buf: bytes | memoryview, stop: int) -> list[tuple[int, bytes]]:
         """``(offset, header)`` for each header starting before ``stop`` in ``buf``."""
         if self._db is None:
-            return sorted(h for header in self.headers for h in _header_hits(buf, stop, header))
+            data = buf if isinstance(buf, bytes) else bytes(buf)  # a carver's search window may be a view
+            return sorted(h for header in self.headers for h in _header_hits(data, stop, header))
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             import hyperscan

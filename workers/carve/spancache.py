@@ -64,6 +64,20 @@ class SpanCache:
             pos += len(piece)
         return pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
 
+    def view(self, offset: int, size: int) -> bytes | memoryview:
+        """:meth:`read`, as a view into a cached span when one holds all of it (no copy).
+
+        For searches and checksums over object data (``Cursor.finditer``, ``Cursor.crc32``),
+        which only look at the bytes: a PDF's search for its last ``%%EOF`` reads up to
+        megabytes past the object, most of them already held for the scan.
+        """
+        _check_args(offset, size)
+        end = min(offset + size, self.size)
+        span = self._covering(offset) if end > offset else None
+        if span is not None and span[0] + len(span[1]) >= end:
+            return memoryview(span[1])[offset - span[0] : end - span[0]]
+        return self.read(offset, size)
+
     def _covering(self, pos: int) -> tuple[int, bytes] | None:
         """The cached span holding byte ``pos`` that reaches furthest, marked as recently used."""
         i = bisect.bisect_right(self._starts, pos)

@@ -87,3 +87,36 @@ def test_mutated_jpeg_is_none_or_bounded(samples: dict, jpeg: registry.Carver, m
     obj = mutate(samples[data.draw(st.sampled_from(JPEGS))][0], data)
     n = jpeg.carve(BytesReader(obj), 0)
     assert n is None or 0 < n <= len(obj)
+
+
+def _padded(data: bytes, pad: int) -> bytes:
+    """``data`` with COM segments of ``pad`` bytes in all after SOI: moves the entropy-coded data."""
+    out, left = bytearray(data[:2]), pad
+    while left > 0:
+        body = min(left, 65533)
+        out += b"\xff\xfe" + (body + 2).to_bytes(2, "big") + b"c" * body
+        left -= body + 4
+    return bytes(out + data[2:])
+
+
+@pytest.mark.parametrize("pair", [b"\xff\x00", b"\xff\xd0", b"\xff\xd9"])
+def test_marker_like_bytes_across_the_cursor_block(samples: dict, jpeg: registry.Carver, pair: bytes) -> None:
+    """Stuffing (FF 00), a restart marker (FF D0) and the EOI itself with their FF as the last byte of
+    the block the carver holds (BLOCK bytes from the SOI) and the second byte just after: the search
+    inside the held block must not stop at the lone FF, nor miss an end that straddles the block."""
+    import io
+
+    from PIL import Image
+
+    from triage.workers.carve.stream import BLOCK
+
+    name = "jpeg" if pair != b"\xff\xd0" else "jpeg_restart"
+    data = samples[name][0]
+    scan_start = data.index(b"\xff\xda")
+    at = data.index(pair, scan_start) if pair != b"\xff\xd9" else len(data) - 2
+    shift = BLOCK - 1 - at  # where the pair's FF must move to; COM segments cost 4 bytes of header each
+    pad = next(p for p in range(shift, shift - 16, -1) if len(_padded(data, p)) - len(data) == shift)
+    moved = _padded(data, pad)
+    assert moved[BLOCK - 1 : BLOCK + 1] == pair
+    Image.open(io.BytesIO(moved)).load()  # still a JPEG Pillow decodes
+    assert jpeg.carve(BytesReader(moved + b"\xff\xd9" + bytes(1000)), 0) == len(moved)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triage.workers.carve import BytesReader, registry
@@ -92,6 +92,11 @@ def test_pdf_in_front_of_much_data_reads_a_bounded_amount(samples: dict, pdf: re
             reads.append(len(out))
             return out
 
+        def view(self, offset: int, size: int) -> memoryview:  # the search windows
+            out = super().view(offset, size)
+            reads.append(len(out))
+            return out
+
     assert pdf.carve(Counting(doc + bytes(48 << 20)), 0) == len(doc)
     assert sum(reads) < 2 * UPDATE_GAP + (2 << 20)
 
@@ -101,3 +106,42 @@ def test_mutated_pdf_is_none_or_bounded(samples: dict, pdf: registry.Carver, mut
     obj = mutate(samples[data.draw(st.sampled_from(PDFS))][0], data)
     n = pdf.carve(BytesReader(obj), 0)
     assert n is None or 0 < n <= len(obj)
+
+
+MARKS = [b"%%EOF", b"%PDF-", b"%%%EOF", b"%%PDF-", b"%PDF-%%EOF"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(spots=st.lists(st.tuples(st.integers(0, 3 << 16), st.sampled_from(MARKS)), max_size=16),
+       edges=st.lists(st.tuples(st.integers(0, 1), st.integers(-6, 2), st.sampled_from(MARKS)), max_size=4),
+       pos=st.integers(0, 1 << 16), limit=st.integers(0, 3 << 16), engine=st.sampled_from(["hyperscan", "find"]))
+def test_marks_are_the_regex_matches(spots: list[tuple[int, bytes]], edges: list[tuple[int, int, bytes]], pos: int,
+                                     limit: int, engine: str) -> None:
+    """The literal matcher's EOF and header marks (either engine, across window edges) are exactly the
+    regex alternation's matches, which is what the carver searched with before."""
+    import re
+
+    from triage.workers.carve.pdf import _marks
+    from triage.workers.carve.scanner import finder
+    from triage.workers.carve.stream import BLOCK, Cursor
+
+    data = bytearray(random.Random(len(spots)).randbytes(3 << 16))
+    # the first two search windows end at pos + BLOCK and pos + 3 * BLOCK - 4: marks across those edges
+    spots = spots + [(pos + (BLOCK if k == 0 else 3 * BLOCK - 4) + d, mark) for k, d, mark in edges]
+    for at, mark in spots:
+        data[at : at + len(mark)] = mark[: max(0, len(data) - at)]
+    data = bytes(data[: 3 << 16])
+    marks = finder((b"%%EOF", b"%PDF-"))
+    saved = marks._db
+    if engine == "find":
+        marks._db = None
+    try:
+        cur = Cursor(BytesReader(data), 0, len(data))
+        cur.pos = pos
+        got = list(_marks(cur, limit))
+    finally:
+        marks._db = saved
+    ref = Cursor(BytesReader(data), 0, len(data))
+    ref.pos = pos
+    want = [(o, m.group()) for o, m in ref.finditer(re.compile(rb"%%EOF|%PDF-"), 5, limit)]
+    assert got == want

@@ -27,6 +27,11 @@ class CountingReader(BytesReader):
         self.bytes += len(data)
         return data
 
+    def view(self, offset: int, size: int) -> memoryview:
+        data = super().view(offset, size)
+        self.bytes += len(data)
+        return data
+
 
 DATA = random.Random(5).randbytes(300_000)
 
@@ -38,6 +43,19 @@ def test_reads_equal_the_wrapped_reader(reads: list[tuple[int, int]], capacity: 
     plain, cached = BytesReader(DATA), SpanCache(BytesReader(DATA), capacity=capacity, min_read=min_read)
     for offset, size in reads:
         assert cached.read(offset, size) == plain.read(offset, size)
+        assert bytes(cached.view(offset, size)) == plain.read(offset, size)
+
+
+def test_view_of_a_cached_span_is_not_a_copy() -> None:
+    """A search window inside bytes the scan already holds is lent as a view: nothing read, nothing copied."""
+    counting = CountingReader(DATA)
+    cached = SpanCache(counting, min_read=1)
+    cached.read(1000, 100_000)
+    before = counting.bytes
+    v = cached.view(5000, 60_000)
+    assert isinstance(v, memoryview) and v == DATA[5000:65_000] and counting.bytes == before
+    assert isinstance(cached.view(90_000, 20_000), bytes)  # runs past the span: read (the gap only) and joined
+    assert counting.bytes == before + 9_000
 
 
 def test_a_read_inside_cached_spans_reads_nothing_more() -> None:
