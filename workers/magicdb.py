@@ -38,21 +38,26 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import logging
 import os
 import re
 import struct
+import sys
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
 _ENTRY, _MGC_MAGIC, _MGC_VERSION = 376, 0xF11E041C, 18          # struct magic of libmagic 5.44 (version 18)
 _LIBMAGIC_TESTED = range(544, 545)                               # the softmagic.c the argument above was checked on
 _STRING, _REGEX, _SEARCH, _INDIRECT, _NAME, _USE = 5, 17, 20, 41, 45, 46
-_NUMERIC_SHIFT = {1: 0, 7: 8, 8: 24, 10: 0, 11: 0}               # byte, beshort, belong, leshort, lelong: first byte
+#: byte, short, long, beshort, belong, leshort, lelong: (size, byte order); short and long are the host's
+_NUMBERS = {1: (1, "little"), 2: (2, sys.byteorder), 4: (4, sys.byteorder), 7: (2, "big"), 8: (4, "big"),
+            10: (2, "little"), 11: (4, "little")}
 _INDIR, _OFFNEGATIVE, _BINTEST, _TEXTTEST = 0x01, 0x80, 0x20, 0x40
 _CASE = 0x4 | 0x8                                                # STRING_IGNORE_LOWERCASE | STRING_IGNORE_UPPERCASE
 _WHITESPACE = 0x1 | 0x2                                          # STRING_COMPACT_(OPTIONAL_)WHITESPACE
@@ -62,13 +67,18 @@ _SAFE_FLAGS = _CASE | _WHITESPACE | 0x10 | 0x20 | 0x40 | 0x800 | 0x2000 | 0x4000
 MIME_TYPE = 0x10
 #: shortest literal worth a filter: shorter ones are in most 8 KiB buffers anyway
 MIN_LITERAL = 4
-#: databases kept loaded per thread (each a few MiB)
-HANDLES = 12
+#: databases kept loaded per thread (each 1-3 MiB, the whole one 8 MiB)
+HANDLES = 24
+#: classes of buffers remembered per thread (each a few hundred bytes)
+CLASSES = 16384
 _SPACE = b" \t\n\v\f\r"
 #: the bytes of ASCII text as libmagic recognises it (looks_ascii): such a buffer is its own UTF-8 conversion
 _ASCII_TEXT = bytes([*range(0x07, 0x0E), 0x1B, *range(0x20, 0x7F)])
 #: a byte no ASCII-compatible text has (a stricter set than libmagic's): EBCDIC, UTF-32 or binary may follow
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_NO_CONTROL = bytes([0x09, 0x0A, 0x0C, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
+#: buffer lengths the rule (E) distinguishes: a test of the byte at offset k needs k < length
+_SIZES = (8192, 4096, 1024, 256, 64, 16, 0)
 
 
 @dataclass(frozen=True)
@@ -80,9 +90,12 @@ class Group:
     binary: bool                      # run on the raw buffer (BINTEST)
     text: bool                        # run on the UTF-8 conversion of text (TEXTTEST)
     first: frozenset[int] | None      # the buffer's first byte must be one of these (B); None: any
+    alien_ascii: int | None           # first offset (E) whose required byte plain ASCII text never has
+    alien_text: int | None            # the same for text without control bytes
     literal: tuple[int, ...] | None   # Database.literals one of which the buffer must contain (A)
     routes: tuple[tuple, ...]         # ways to an `indirect` re-run of the database, as tests that must hold
     top: tuple | None                 # the first test, where simple enough to evaluate (C)
+    uses: frozenset[bytes]            # names of the definitions its `use` lines call
 
 
 def useful(lit: bytes) -> bool:
@@ -182,6 +195,10 @@ class _Ere:
         return optional, repeated
 
 
+def _mask(keep: np.ndarray) -> int:
+    return int.from_bytes(np.packbits(keep, bitorder="little").tobytes(), "little")
+
+
 def _cstr(raw: bytes) -> bytes:
     return raw.split(b"\0", 1)[0]
 
@@ -197,10 +214,17 @@ class Database:
         entries = [struct.unpack_from("<HBBBBBBBBBBiiIQ", data, _ENTRY * (1 + i)) for i in range(n0 + n1)]
         self.entries = [struct.unpack_from("<HBBBBBBBBBBiiIQ", data, _ENTRY * (1 + i)) for i in range(n0 + n1)]
         self.names: dict[bytes, tuple[int, int]] = {}             # set 1: named definitions for `use`
+        self.definitions: list[tuple[bytes, int, int]] = []       # (name, start, end) in their order
         starts = [i for i in range(n0, n0 + n1) if self.entries[i][0] == 0] + [n0 + n1]
         for start, end in zip(starts, starts[1:]):
-            if self.entries[start][5] == _NAME:
-                self.names.setdefault(_cstr(self._value(start, self.entries[start][4])), (start, end))
+            if self.entries[start][5] != _NAME:
+                raise ValueError("a set-1 entry that is not a name definition")
+            name = _cstr(self._value(start, self.entries[start][4]))
+            self.names.setdefault(name, (start, end))             # libmagic finds the first one
+            self.definitions.append((name, start, end))
+        self.name_uses: dict[bytes, frozenset[bytes]] = {}
+        for name, start, end in self.definitions:
+            self.name_uses[name] = self.name_uses.get(name, frozenset()) | self._uses(start, end)
         self._memo: dict[tuple[bytes, bool], list[tuple]] = {}
         starts = [i for i in range(n0) if self.entries[i][0] == 0] + [n0]
         literals: dict[tuple[bytes, bool], int] = {}
@@ -211,14 +235,25 @@ class Database:
             idx = tuple(literals.setdefault(lit, len(literals)) for lit in clause) if clause else None
             binary_only = bool(e[1] & _BINTEST) and not e[1] & _TEXTTEST
             routes = tuple(self._routes(start, end, binary_only))
-            self.groups.append(Group(start, end, bool(e[1] & _BINTEST), bool(e[1] & _TEXTTEST), self._first(start, e),
-                                     idx, routes, self._test(start, e) if routes and binary_only else None))
+            needs = self._needs(start, e)
+            self.groups.append(Group(start, end, bool(e[1] & _BINTEST), bool(e[1] & _TEXTTEST), needs.get(0),
+                                     self._alien(needs, _ASCII_TEXT), self._alien(needs, _NO_CONTROL), idx, routes, self._test(start, e) if routes and binary_only else None,
+                                     self._uses(start, end)))
         self.literals = list(literals)                            # (literal, case-folded)
+        self._tables()
         del self.entries, self._memo
+
+    @staticmethod
+    def _alien(needs: dict[int, frozenset[int]], alphabet: bytes) -> int | None:
+        return min((k for k, allowed in needs.items() if allowed.isdisjoint(alphabet)), default=None)
 
     def _value(self, i: int, vallen: int) -> bytes:
         at = _ENTRY * (1 + i) + 32
         return self.data[at: at + min(vallen, 128)]
+
+    def _uses(self, lo: int, hi: int) -> frozenset[bytes]:
+        return frozenset(_cstr(self._value(i, self.entries[i][4])).lstrip(b"^")
+                         for i in range(lo, hi) if self.entries[i][5] == _USE)
 
     def _routes(self, lo: int, hi: int, absolute: bool) -> list[tuple]:
         """Every way entries ``[lo, hi)`` (``lo`` at level 0) can reach an ``indirect`` test, each as the
@@ -251,28 +286,37 @@ class Database:
             self._memo[key] = self._routes(*self.names[name], absolute)
         return self._memo[key]
 
-    def _first(self, i: int, e: tuple) -> frozenset[int] | None:
-        """The bytes the buffer may start with for top-level entry ``i`` to match (B), or None."""
+    def _needs(self, i: int, e: tuple) -> dict[int, frozenset[int]]:
+        """{offset: the bytes it may hold} for top-level entry ``i`` to match, from a string or a
+        (masked) number compared with ``=`` at a fixed offset; {} when not that simple."""
         _cont, flag, _f, reln, vallen, typ, _it, _io, mask_op, _c, _fo, off, _io2, _ln, mask = e
-        if off != 0 or flag & (_INDIR | _OFFNEGATIVE) or reln != ord("="):
-            return None
+        if off < 0 or flag & (_INDIR | _OFFNEGATIVE) or reln != ord("="):
+            return {}
+        needs: dict[int, frozenset[int]] = {}
         if typ == _STRING:
-            value = self._value(i, vallen)
             flags = mask >> 32
-            if not value or flags & ~_SAFE_FLAGS or (flags & _WHITESPACE and value[0] in _SPACE):
-                return None
-            if flags & _CASE:
-                return frozenset(bytes([value[0]]).lower() + bytes([value[0]]).upper()) if value[0] < 128 else None
-            return frozenset((value[0],))
-        if typ in _NUMERIC_SHIFT and not mask_op & 0xC0:          # no ~ (inverse), no indirect mask
-            shift = _NUMERIC_SHIFT[typ]
-            if mask and (mask_op & 0x07) != 0:
-                return None                                      # a mask other than &
-            keep = (mask >> shift) & 0xFF if mask else 0xFF
-            want = (struct.unpack_from("<Q", self.data, _ENTRY * (1 + i) + 32)[0] >> shift) & keep
-            allowed = frozenset(b for b in range(256) if b & keep == want)
-            return allowed if len(allowed) < 256 else None
-        return None
+            if flags & ~_SAFE_FLAGS:
+                return {}
+            for k, c in enumerate(self._value(i, vallen)):
+                if flags & _WHITESPACE and c in _SPACE:
+                    break                                        # compacted whitespace shifts what follows
+                if flags & _CASE and (c >= 128 or chr(c).isalpha()):
+                    if c >= 128:                                 # the C library's locale decides: unknown
+                        break
+                    needs[off + k] = frozenset(bytes([c]).lower() + bytes([c]).upper())
+                else:
+                    needs[off + k] = frozenset((c,))
+            return needs
+        if typ in _NUMBERS and not mask_op & 0xC0 and not (mask and mask_op & 0x07):   # & masks only
+            size, order = _NUMBERS[typ]
+            value = struct.unpack_from("<Q", self.data, _ENTRY * (1 + i) + 32)[0]
+            keep = mask or (1 << (8 * size)) - 1
+            for k in range(size):
+                shift = 8 * (size - 1 - k if order == "big" else k)
+                mb, vb = (keep >> shift) & 0xFF, (value >> shift) & 0xFF
+                if mb:
+                    needs[off + k] = frozenset(b for b in range(256) if b & mb == vb & mb)
+        return needs
 
     def _test(self, i: int, e: tuple, absolute: bool = True) -> tuple | None:
         """A test (C) simple enough to evaluate exactly: at a fixed offset, ``=`` on a string or a
@@ -286,10 +330,9 @@ class Database:
             return ("s", off, value) if value else None
         if not absolute or off < 0 or flag & (_INDIR | _OFFNEGATIVE | 0x02 | 0x04):
             return None
-        sizes = {1: (1, "little"), 7: (2, "big"), 8: (4, "big"), 10: (2, "little"), 11: (4, "little")}
-        if typ not in sizes or mask_op & 0xC0 or (mask and mask_op & 0x07):
+        if typ not in _NUMBERS or mask_op & 0xC0 or (mask and mask_op & 0x07):
             return None
-        size, order = sizes[typ]
+        size, order = _NUMBERS[typ]
         full = (1 << (8 * size)) - 1
         value = struct.unpack_from("<Q", self.data, _ENTRY * (1 + i) + 32)[0]
         if reln == ord("="):
@@ -329,21 +372,35 @@ class Database:
         v = int.from_bytes(head[off: off + size], order) & mask
         return not (v == value if op == "=" else v < value if op == "<" else v > value)
 
-    def kept(self, first: int | None, ascii_text: bool, no_control: bool,
-             present: frozenset[int]) -> tuple[tuple[int, ...], tuple[int, ...], list[Group]]:
-        """For a class of buffers: (groups that may match, the same without the first-byte rule (B),
-        the groups left that may re-run the database on a sub-buffer, where B does not hold)."""
+    def _tables(self) -> None:
+        """The groups' rules as arrays, so that a class of buffers is worked out in a few vector steps."""
+        g, n = self.groups, len(self.literals)
+        width = max((len(x.literal) for x in g if x.literal), default=1)
+        self._lit = np.array([list(x.literal or ()) + [n] * (width - len(x.literal or ())) for x in g])
+        self._has_lit = np.array([x.literal is not None for x in g])
+        self._text = np.array([x.text for x in g])
+        self._routes = np.array([bool(x.routes) for x in g])
+        self._first_bad = np.array([[x.first is not None and b not in x.first for x in g] for b in range(256)])
+        far = 1 << 30
+        self._alien = {True: np.array([far if x.text or x.alien_ascii is None else x.alien_ascii for x in g]),
+                       False: np.array([far if x.text or x.alien_text is None else x.alien_text for x in g])}
 
-        def a_fails(g: Group) -> bool:
-            return g.literal is not None and present.isdisjoint(g.literal) and (not g.text or no_control)
-
-        def b_fails(g: Group) -> bool:
-            return first is None or (g.first is not None and first not in g.first and (not g.text or ascii_text))
-
-        a_kept = [g for g in self.groups if not a_fails(g)]
-        ab_kept = [g for g in a_kept if not b_fails(g)] if first is not None else a_kept
-        return (tuple(g.start for g in ab_kept), tuple(g.start for g in a_kept),
-                [g for g in ab_kept if g.routes] if first is not None else [])
+    def kept(self, first: int | None, ascii_text: bool, no_control: bool, present: frozenset[int],
+             size: int = 0) -> tuple[int, int, list[Group]]:
+        """For a class of buffers, as bit masks over :attr:`groups`: (the groups that may match, the
+        same without the rules B and E, the groups left that may re-run the database on a
+        sub-buffer, where B and E do not hold)."""
+        hit = np.zeros(len(self.literals) + 1, dtype=bool)
+        hit[list(present)] = True
+        a_keep = ~(self._has_lit & ~hit[self._lit].any(axis=1) & (~self._text | no_control))   # (A)
+        ab_keep = a_keep
+        if first is not None:
+            b_fail = self._first_bad[first] & (~self._text | ascii_text)                        # (B)
+            if no_control:
+                b_fail |= self._alien[ascii_text] < size                                        # (E)
+            ab_keep = a_keep & ~b_fail
+        risky = [self.groups[i] for i in np.flatnonzero(ab_keep & self._routes)] if first is not None else []
+        return _mask(ab_keep), _mask(a_keep), risky
 
     def reaches_indirect(self, groups: list[Group], head: bytes) -> bool:
         """Whether any of ``groups`` may reach an ``indirect`` test on ``head`` (no route provably closed)."""
@@ -355,14 +412,25 @@ class Database:
                     return True
         return False
 
-    def compiled(self, kept: tuple[int, ...]) -> bytes:
-        """A version-18 .mgc holding the ``kept`` groups of set 0 (in their order) and all of set 1."""
-        by_start = {g.start: g for g in self.groups}
-        body = b"".join(self.data[_ENTRY * (1 + g.start): _ENTRY * (1 + g.end)] for g in map(by_start.get, kept))
+    def compiled(self, kept: int) -> bytes:
+        """A version-18 .mgc holding the ``kept`` groups of set 0 and the name definitions they can
+        reach (set 1), each in its order. libmagic finds a `use`'s definition by scanning set 1 entry
+        by entry, ~6,000 of them for every `use` (a JPEG's segment walk makes dozens): only the
+        definitions reachable from the kept groups are left to scan."""
+        bits = np.unpackbits(np.frombuffer(kept.to_bytes((len(self.groups) + 7) // 8, "little"), np.uint8),
+                             bitorder="little")
+        groups = [self.groups[i] for i in np.flatnonzero(bits[: len(self.groups)])]
+        reach, todo = set(), set().union(*(g.uses for g in groups))
+        while todo:
+            name = todo.pop()
+            reach.add(name)
+            todo |= self.name_uses.get(name, frozenset()) - reach
+        view = memoryview(self.data)
+        body = b"".join(view[_ENTRY * (1 + g.start): _ENTRY * (1 + g.end)] for g in groups)
+        names = b"".join(view[_ENTRY * (1 + a): _ENTRY * (1 + b)] for n, a, b in self.definitions if n in reach)
         header = bytearray(self.data[:_ENTRY])
-        struct.pack_into("<I", header, 8, len(body) // _ENTRY)
-        return bytes(header) + body + self.data[_ENTRY * (1 + self.n0):]
-
+        struct.pack_into("<II", header, 8, len(body) // _ENTRY, len(names) // _ENTRY)
+        return bytes(header) + body + names
 
 def _lib() -> ctypes.CDLL:
     from magic import loader
@@ -436,8 +504,8 @@ def _literal_scanner(literals: list[tuple[bytes, bool]]) -> object:
 class _Handle:
     """One libmagic handle over an in-memory database (which libmagic does not copy: kept here)."""
 
-    def __init__(self, lib: ctypes.CDLL, data: bytes, flags: int) -> None:
-        self.lib, self.buf = lib, ctypes.create_string_buffer(data, len(data))
+    def __init__(self, lib: ctypes.CDLL, data: bytes, flags: int, kept: int = 0) -> None:
+        self.lib, self.buf, self.kept = lib, ctypes.create_string_buffer(data, len(data)), kept
         self.cookie = lib.magic_open(flags)
         bufs = (ctypes.c_void_p * 1)(ctypes.cast(self.buf, ctypes.c_void_p))
         sizes = (ctypes.c_size_t * 1)(len(data))
@@ -461,16 +529,25 @@ class _Handle:
 
 class Typer:
     """libmagic's description and MIME type of a buffer, through the smallest database that
-    answers for it; one per thread (libmagic handles and Hyperscan scratch are not shared)."""
+    answers for it; one per thread (libmagic handles and Hyperscan scratch are not shared).
+
+    Buffers fall into classes (first byte, text or not, literals present, length); each class has
+    its reduced database. Loading one costs ~1-5 ms, so a class seen for the first time borrows a
+    loaded database that keeps every group its own keeps (any such superset answers the same), and
+    its own is loaded when it comes back; at most ``HANDLES`` databases stay loaded.
+    """
 
     def __init__(self, lib: ctypes.CDLL, db: Database, scanner: object) -> None:
         self.lib, self.db, self.scanner = lib, db, scanner
         self._scratch = None
-        self._kept: dict[tuple, tuple[int, int, list[Group]]] = {}  # buffer class -> database ids
-        self._ids: dict[tuple[int, ...], int] = {}                 # kept groups -> reduced database id
-        self._dbs: dict[int, tuple[int, ...]] = {}
-        self._handles: OrderedDict[tuple[int, int], _Handle] = OrderedDict()
-        self.loads = 0
+        self._classes: dict[tuple, tuple[int, int, list[Group]]] = {}  # class -> database ids
+        self._ids: dict[int, int] = {}                               # mask of kept groups -> database id
+        self._kept: dict[int, int] = {}
+        self._wanted: dict[int, int] = {}
+        self._next = itertools.count()                                # ids are never reused
+        self._handles: dict[tuple[int, int], _Handle] = {}         # (database id, flags) -> handle
+        self._borrow: dict[tuple[int, int], tuple[int, int]] = {}
+        self.loads = self.borrowed = 0
 
     def present(self, head: bytes) -> frozenset[int]:
         """Indices of the literals ``head`` contains (case-folded ones in any case)."""
@@ -492,30 +569,67 @@ class Typer:
             ascii_text, no_control = not odd, _CONTROL.search(odd) is None
         else:
             ascii_text, no_control = False, _CONTROL.search(head) is None
-        key = (head[0] if head else None, ascii_text, no_control, self.present(head))
-        cls = self._kept.get(key)
+        size = next(s for s in _SIZES if s <= len(head))
+        key = (head[0] if head else None, ascii_text, no_control, self.present(head), size)
+        cls = self._classes.get(key)
         if cls is None:
-            if len(self._ids) > 64 * HANDLES:                       # bounded: forget and start again
-                self._kept.clear(), self._ids.clear(), self._dbs.clear()
+            if len(self._classes) > CLASSES:                            # bounded: forget classes, keep handles
+                self._classes.clear(), self._ids.clear(), self._borrow.clear()
+                self._kept = {i: k for i, k in self._kept.items() if (i, 0) in self._handles or (i, MIME_TYPE) in self._handles}
+                self._wanted = {i: n for i, n in self._wanted.items() if i in self._kept}
             ab, a, risky = self.db.kept(*key)
-            cls = self._kept[key] = (self._ident(ab), self._ident(a), risky)
+            cls = self._classes[key] = (self._ident(ab), self._ident(a), risky)
         return cls[1] if cls[2] and self.db.reaches_indirect(cls[2], head) else cls[0]
 
-    def __call__(self, head: bytes, flags: int = 0) -> str:
-        ident = self.database(head)
-        handle = self._handles.get((ident, flags))
-        if handle is None:
-            handle = self._handles[(ident, flags)] = _Handle(self.lib, self.db.compiled(self._dbs[ident]), flags)
-            self.loads += 1
-            if len(self._handles) > HANDLES:
-                self._handles.popitem(last=False)[1].close()
-        else:
-            self._handles.move_to_end((ident, flags))
-        return handle(head)
+    def kept(self, ident: int) -> int:
+        """The mask of the groups database ``ident`` keeps."""
+        return self._kept[ident]
 
-    def _ident(self, kept: tuple[int, ...]) -> int:
-        ident = self._ids.setdefault(kept, len(self._ids))
-        self._dbs[ident] = kept
+    def __call__(self, head: bytes, flags: int = 0) -> str:
+        return self._handle(self.database(head), flags)(head)
+
+    def _handle(self, ident: int, flags: int) -> _Handle:
+        """The loaded database for class ``ident``, or the smallest loaded one keeping all its groups.
+
+        A class gets its own database when it comes back (seen twice) and, once ``HANDLES`` are
+        loaded, only when it has been wanted more often than the least wanted loaded one (which
+        makes room): diverse content cannot make every buffer pay a load. The whole database is
+        the superset always at hand."""
+        handle = self._handles.get((ident, flags))
+        if handle is not None:
+            self._wanted[ident] = self._wanted.get(ident, 0) + 1
+            return handle
+        wanted = self._wanted[ident] = self._wanted.get(ident, 0) + 1
+        loaded = [(self._wanted.get(i, 0), (i, f)) for (i, f) in self._handles if i >= 0]
+        if wanted >= 2 and (len(loaded) < HANDLES or wanted > min(loaded)[0]):
+            if len(loaded) >= HANDLES:
+                self._handles.pop(min(loaded)[1]).close()
+            self._borrow.clear()
+            need = self._kept[ident]
+            handle = self._handles[(ident, flags)] = _Handle(self.lib, self.db.compiled(need), flags, need)
+            self.loads += 1
+            return handle
+        self.borrowed += 1
+        key = self._borrow.get((ident, flags))
+        if key is None or key not in self._handles:
+            need = self._kept[ident]
+            spare = [(h.kept.bit_count(), k) for k, h in self._handles.items() if k[1] == flags and h.kept & need == need]
+            key = self._borrow[(ident, flags)] = min(spare)[1] if spare else self._whole(flags)
+        return self._handles[key]
+
+    def _whole(self, flags: int) -> tuple[int, int]:
+        """The handle key of the whole database (id -1), loaded once and never evicted."""
+        if (-1, flags) not in self._handles:
+            everything = (1 << len(self.db.groups)) - 1
+            self._handles[(-1, flags)] = _Handle(self.lib, self.db.compiled(everything), flags, everything)
+            self.loads += 1
+        return (-1, flags)
+
+    def _ident(self, kept: int) -> int:
+        ident = self._ids.get(kept)
+        if ident is None:
+            ident = self._ids[kept] = next(self._next)
+            self._kept[ident] = kept
         return ident
 
     def close(self) -> None:
