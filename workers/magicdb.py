@@ -78,7 +78,7 @@ _ASCII_TEXT = bytes([*range(0x07, 0x0E), 0x1B, *range(0x20, 0x7F)])
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _NO_CONTROL = bytes([0x09, 0x0A, 0x0C, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
 #: buffer lengths the rule (E) distinguishes: a test of the byte at offset k needs k < length
-_SIZES = (8192, 4096, 1024, 256, 64, 16, 0)
+_SIZES = (1024, 128, 0)
 
 
 @dataclass(frozen=True)
@@ -241,6 +241,7 @@ class Database:
                                      self._uses(start, end)))
         self.literals = list(literals)                            # (literal, case-folded)
         self._tables()
+        self._entry_group = np.repeat(np.arange(len(self.groups)), [g.end - g.start for g in self.groups])
         del self.entries, self._memo
 
     @staticmethod
@@ -418,16 +419,16 @@ class Database:
         by entry, ~6,000 of them for every `use` (a JPEG's segment walk makes dozens): only the
         definitions reachable from the kept groups are left to scan."""
         bits = np.unpackbits(np.frombuffer(kept.to_bytes((len(self.groups) + 7) // 8, "little"), np.uint8),
-                             bitorder="little")
-        groups = [self.groups[i] for i in np.flatnonzero(bits[: len(self.groups)])]
+                             bitorder="little")[: len(self.groups)].astype(bool)
+        groups = [self.groups[i] for i in np.flatnonzero(bits)]
         reach, todo = set(), set().union(*(g.uses for g in groups))
         while todo:
             name = todo.pop()
             reach.add(name)
             todo |= self.name_uses.get(name, frozenset()) - reach
-        view = memoryview(self.data)
-        body = b"".join(view[_ENTRY * (1 + g.start): _ENTRY * (1 + g.end)] for g in groups)
-        names = b"".join(view[_ENTRY * (1 + a): _ENTRY * (1 + b)] for n, a, b in self.definitions if n in reach)
+        rows = np.frombuffer(self.data, np.uint8)[_ENTRY:].reshape(-1, _ENTRY)
+        body = rows[: self.n0][bits[self._entry_group]].tobytes()
+        names = b"".join(rows[a:b].tobytes() for n, a, b in self.definitions if n in reach)
         header = bytearray(self.data[:_ENTRY])
         struct.pack_into("<II", header, 8, len(body) // _ENTRY, len(names) // _ENTRY)
         return bytes(header) + body + names
@@ -443,6 +444,7 @@ def _lib() -> ctypes.CDLL:
     lib.magic_buffer.restype = ctypes.c_char_p
     lib.magic_buffer.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
     lib.magic_error.restype, lib.magic_error.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    lib.magic_setflags.restype, lib.magic_setflags.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]
     lib.magic_getpath.restype, lib.magic_getpath.argtypes = ctypes.c_char_p, [ctypes.c_char_p, ctypes.c_int]
     return lib
 
@@ -504,9 +506,9 @@ def _literal_scanner(literals: list[tuple[bytes, bool]]) -> object:
 class _Handle:
     """One libmagic handle over an in-memory database (which libmagic does not copy: kept here)."""
 
-    def __init__(self, lib: ctypes.CDLL, data: bytes, flags: int, kept: int = 0) -> None:
-        self.lib, self.buf, self.kept = lib, ctypes.create_string_buffer(data, len(data)), kept
-        self.cookie = lib.magic_open(flags)
+    def __init__(self, lib: ctypes.CDLL, data: bytes, kept: int = 0) -> None:
+        self.lib, self.buf, self.kept, self.flags = lib, ctypes.create_string_buffer(data, len(data)), kept, 0
+        self.cookie = lib.magic_open(0)
         bufs = (ctypes.c_void_p * 1)(ctypes.cast(self.buf, ctypes.c_void_p))
         sizes = (ctypes.c_size_t * 1)(len(data))
         if not self.cookie or lib.magic_load_buffers(self.cookie, bufs, sizes, 1) != 0:
@@ -515,7 +517,10 @@ class _Handle:
     def error(self) -> str:
         return (self.lib.magic_error(self.cookie) or b"?").decode("utf-8", "replace") if self.cookie else "no handle"
 
-    def __call__(self, head: bytes) -> str:
+    def __call__(self, head: bytes, flags: int = 0) -> str:
+        if flags != self.flags:                                   # description or MIME type: one handle
+            self.lib.magic_setflags(self.cookie, flags)
+            self.flags = flags
         out = self.lib.magic_buffer(self.cookie, head, len(head))
         if out is None:
             raise OSError(f"libmagic: {self.error()}")
@@ -545,8 +550,8 @@ class Typer:
         self._kept: dict[int, int] = {}
         self._wanted: dict[int, int] = {}
         self._next = itertools.count()                                # ids are never reused
-        self._handles: dict[tuple[int, int], _Handle] = {}         # (database id, flags) -> handle
-        self._borrow: dict[tuple[int, int], tuple[int, int]] = {}
+        self._handles: dict[int, _Handle] = {}                     # database id -> handle
+        self._borrow: dict[int, int] = {}
         self.loads = self.borrowed = 0
 
     def present(self, head: bytes) -> frozenset[int]:
@@ -575,7 +580,7 @@ class Typer:
         if cls is None:
             if len(self._classes) > CLASSES:                            # bounded: forget classes, keep handles
                 self._classes.clear(), self._ids.clear(), self._borrow.clear()
-                self._kept = {i: k for i, k in self._kept.items() if (i, 0) in self._handles or (i, MIME_TYPE) in self._handles}
+                self._kept = {i: k for i, k in self._kept.items() if i in self._handles}
                 self._wanted = {i: n for i, n in self._wanted.items() if i in self._kept}
             ab, a, risky = self.db.kept(*key)
             cls = self._classes[key] = (self._ident(ab), self._ident(a), risky)
@@ -586,44 +591,44 @@ class Typer:
         return self._kept[ident]
 
     def __call__(self, head: bytes, flags: int = 0) -> str:
-        return self._handle(self.database(head), flags)(head)
+        return self._handle(self.database(head))(head, flags)
 
-    def _handle(self, ident: int, flags: int) -> _Handle:
+    def _handle(self, ident: int) -> _Handle:
         """The loaded database for class ``ident``, or the smallest loaded one keeping all its groups.
 
         A class gets its own database when it comes back (seen twice) and, once ``HANDLES`` are
         loaded, only when it has been wanted more often than the least wanted loaded one (which
         makes room): diverse content cannot make every buffer pay a load. The whole database is
         the superset always at hand."""
-        handle = self._handles.get((ident, flags))
+        handle = self._handles.get(ident)
         if handle is not None:
             self._wanted[ident] = self._wanted.get(ident, 0) + 1
             return handle
         wanted = self._wanted[ident] = self._wanted.get(ident, 0) + 1
-        loaded = [(self._wanted.get(i, 0), (i, f)) for (i, f) in self._handles if i >= 0]
+        loaded = [(self._wanted.get(i, 0), i) for i in self._handles if i >= 0]
         if wanted >= 2 and (len(loaded) < HANDLES or wanted > min(loaded)[0]):
             if len(loaded) >= HANDLES:
                 self._handles.pop(min(loaded)[1]).close()
             self._borrow.clear()
             need = self._kept[ident]
-            handle = self._handles[(ident, flags)] = _Handle(self.lib, self.db.compiled(need), flags, need)
+            handle = self._handles[ident] = _Handle(self.lib, self.db.compiled(need), need)
             self.loads += 1
             return handle
         self.borrowed += 1
-        key = self._borrow.get((ident, flags))
+        key = self._borrow.get(ident)
         if key is None or key not in self._handles:
             need = self._kept[ident]
-            spare = [(h.kept.bit_count(), k) for k, h in self._handles.items() if k[1] == flags and h.kept & need == need]
-            key = self._borrow[(ident, flags)] = min(spare)[1] if spare else self._whole(flags)
+            spare = [(h.kept.bit_count(), k) for k, h in self._handles.items() if h.kept & need == need]
+            key = self._borrow[ident] = min(spare)[1] if spare else self._whole()
         return self._handles[key]
 
-    def _whole(self, flags: int) -> tuple[int, int]:
+    def _whole(self) -> int:
         """The handle key of the whole database (id -1), loaded once and never evicted."""
-        if (-1, flags) not in self._handles:
+        if -1 not in self._handles:
             everything = (1 << len(self.db.groups)) - 1
-            self._handles[(-1, flags)] = _Handle(self.lib, self.db.compiled(everything), flags, everything)
+            self._handles[-1] = _Handle(self.lib, self.db.compiled(everything), everything)
             self.loads += 1
-        return (-1, flags)
+        return -1
 
     def _ident(self, kept: int) -> int:
         ident = self._ids.get(kept)
