@@ -32,7 +32,7 @@ from PIL import Image
 
 from triage.rules.errors import FilesystemError, ImageHashError
 from triage.workers.image import TSK_ERRORS, _oneline
-from triage.workers.magicdb import MIME_TYPE
+from triage.workers.magictyper import MIME_TYPE
 from triage.workers.refs import ContentOptions
 from triage.workers.resumable import ResumableHashes
 
@@ -80,9 +80,9 @@ class _Known:
     handles live here: libmagic is not thread-safe) and pHashes, by content, with counters."""
 
     def __init__(self) -> None:
-        from triage.workers.magicdb import typer
+        from triage.workers.magictyper import typer
 
-        self.typer = typer()  # reduced databases per buffer (triage.workers.magicdb); None: python-magic only
+        self.typer = typer()  # reduced databases per buffer (triage.workers.magictyper); None: python-magic only
         self._magic: dict[bool, Any] = {}
         self.cache: OrderedDict[tuple[str, int, str | None], tuple[str, str]] = OrderedDict()
         self.phashes: OrderedDict[tuple[str, int], tuple[str | None, str | None]] = OrderedDict()

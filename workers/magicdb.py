@@ -22,38 +22,43 @@ that provably fail on that buffer:
   every ASCII substring (ASCII, UTF-8, ISO-8859, extended ASCII) or has none
   (UTF-16 without NUL bytes), never EBCDIC.
 * (B) a ``string`` or numeric ``=`` test at offset 0 with a fixed first byte
-  fails on a buffer starting with another byte. Binary tests only (text tests
-  too on pure ASCII, whose conversion is the buffer itself), and not when a test
-  that may still match can re-run the database on part of the buffer
-  (``indirect``, directly or through a ``use``d name): there only (A) applies.
+  fails on a buffer starting with another byte; (E) one at a fixed offset that
+  needs a byte text never holds (a NUL, a control byte, a byte over 0x7F for
+  plain ASCII) fails on text at least that long. Binary tests only (B also
+  text tests on plain ASCII, whose conversion is the buffer itself), and not
+  when a group left may re-run the database on part of the buffer
+  (``indirect``, directly or through ``use``d names): every way to such a line
+  is checked (C) against the buffer (a JPEG re-runs it on an Exif block, so
+  only where "Exif" is in the buffer), and where one stays open only (A) applies.
+* Name definitions (``use`` targets) no kept group reaches are left out too:
+  libmagic looks a name up by scanning all ~6,000 entries of its second set at
+  every ``use``.
 
-Anything the analysis does not recognise is kept, so the worst case is the full
+Anything the analysis does not recognise is kept, so the worst case is the whole
 database. Where the database is not one compiled file (a MAGIC variable, entries
 in /etc/magic), or libmagic or its file format is not the version this argument
-was checked against, typing uses python-magic as before. tests/workers/test_typing.py
-compares every answer with `file`'s; bench_magic.py with libmagic's own on thousands.
+was checked against, typing uses python-magic as before (triage.workers.magictyper).
+
+Measured (bench_magic.py, 1,245 files of the run benchmark, loaded 2-core machine):
+libmagic's description call 0.43 -> ~0.13 CPU ms per file warm (text 1.7 -> ~0.2,
+JPEG ~0.12 either way: its own segment walk prints a dozen numbers, and libmagic
+5.44 compiles a regular expression to check each format string); identical answers
+on the benchmark, the corpus images and ~3,900 files of /usr (description and MIME).
+tests/workers/test_typing.py compares answers with `file`'s and the whole database's.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import itertools
-import logging
-import os
 import re
 import struct
 import sys
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from triage.workers.magicere import Ere, useful
 
 _ENTRY, _MGC_MAGIC, _MGC_VERSION = 376, 0xF11E041C, 18          # struct magic of libmagic 5.44 (version 18)
-_LIBMAGIC_TESTED = range(544, 545)                               # the softmagic.c the argument above was checked on
 _STRING, _REGEX, _SEARCH, _INDIRECT, _NAME, _USE = 5, 17, 20, 41, 45, 46
 #: byte, short, long, beshort, belong, leshort, lelong: (size, byte order); short and long are the host's
 _NUMBERS = {1: (1, "little"), 2: (2, sys.byteorder), 4: (4, sys.byteorder), 7: (2, "big"), 8: (4, "big"),
@@ -63,22 +68,14 @@ _CASE = 0x4 | 0x8                                                # STRING_IGNORE
 _WHITESPACE = 0x1 | 0x2                                          # STRING_COMPACT_(OPTIONAL_)WHITESPACE
 #: string flags that do not change which bytes must be present (printing, text/binary, range units)
 _SAFE_FLAGS = _CASE | _WHITESPACE | 0x10 | 0x20 | 0x40 | 0x800 | 0x2000 | 0x4000
-#: libmagic MAGIC_MIME_TYPE
-MIME_TYPE = 0x10
-#: shortest literal worth a filter: shorter ones are in most 8 KiB buffers anyway
-MIN_LITERAL = 4
-#: databases kept loaded per thread (each 1-3 MiB, the whole one 8 MiB)
-HANDLES = 24
-#: classes of buffers remembered per thread (each a few hundred bytes)
-CLASSES = 16384
 _SPACE = b" \t\n\v\f\r"
 #: the bytes of ASCII text as libmagic recognises it (looks_ascii): such a buffer is its own UTF-8 conversion
-_ASCII_TEXT = bytes([*range(0x07, 0x0E), 0x1B, *range(0x20, 0x7F)])
+ASCII_TEXT = bytes([*range(0x07, 0x0E), 0x1B, *range(0x20, 0x7F)])
 #: a byte no ASCII-compatible text has (a stricter set than libmagic's): EBCDIC, UTF-32 or binary may follow
-_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_NO_CONTROL = bytes([0x09, 0x0A, 0x0C, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
+CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_NOCONTROL = bytes([0x09, 0x0A, 0x0C, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
 #: buffer lengths the rule (E) distinguishes: a test of the byte at offset k needs k < length
-_SIZES = (1024, 128, 0)
+SIZES = (1024, 128, 0)
 
 
 @dataclass(frozen=True)
@@ -98,103 +95,6 @@ class Group:
     uses: frozenset[bytes]            # names of the definitions its `use` lines call
 
 
-def useful(lit: bytes) -> bool:
-    """Whether a literal is worth a filter: long enough, or control bytes only (a tab is rare in prose)."""
-    return len(lit) >= MIN_LITERAL or (bool(lit) and all(c < 0x20 and c not in b"\n\r" for c in lit))
-
-
-class _Bail(Exception):
-    pass
-
-
-class _Ere:
-    """Literals every match of a POSIX extended regular expression contains: a requirement is a
-    clause, a tuple of literals one of which is in any matched text (alternation gives several)."""
-
-    SPECIAL = b".[]()*+?{}|^$\\/-"
-
-    def __init__(self, rx: bytes) -> None:
-        self.rx, self.i = rx, 0
-
-    def requirement(self) -> tuple[bytes, ...] | None:
-        try:
-            clause = self.alternation()
-        except (_Bail, IndexError, ValueError):
-            return None
-        return clause if self.i == len(self.rx) else None
-
-    def alternation(self) -> tuple[bytes, ...] | None:
-        clauses = [self.sequence()]
-        while self.i < len(self.rx) and self.rx[self.i] == 0x7C:
-            self.i += 1
-            clauses.append(self.sequence())
-        if any(c is None for c in clauses):
-            return None
-        return tuple(sorted({lit for c in clauses for lit in c}))
-
-    def sequence(self) -> tuple[bytes, ...] | None:
-        rx, found, run = self.rx, [], bytearray()
-
-        def flush() -> None:
-            if run:
-                found.append((bytes(run),))
-                run.clear()
-
-        while self.i < len(rx) and rx[self.i] not in b"|)":
-            char, clause = self.atom()
-            optional, repeated = self.quantifier()
-            if char is not None and not optional:
-                run.append(char)
-            if char is None or optional or repeated:
-                flush()
-            if clause is not None and not optional:
-                found.append(clause)
-        flush()
-        found = [c for c in found if all(useful(lit) for lit in c)]
-        return max(found, key=lambda c: min(map(len, c))) if found else None
-
-    def atom(self) -> tuple[int | None, tuple[bytes, ...] | None]:
-        rx, c = self.rx, self.rx[self.i]
-        if c == 0x5C:                                            # \x: a literal only for ERE specials
-            self.i += 2
-            return (rx[self.i - 1], None) if rx[self.i - 1] in self.SPECIAL else (None, None)
-        if c == 0x5B:                                            # [...]
-            j = self.i + 1 + (rx[self.i + 1] == 0x5E)
-            j += rx[j] == 0x5D
-            while rx[j] != 0x5D:
-                j = rx.index(bytes([rx[j + 1]]) + b"]", j + 2) + 2 if rx[j] == 0x5B and rx[j + 1] in b":=." else j + 1
-            self.i = j + 1
-            return None, None
-        if c == 0x28:                                            # (...)
-            self.i += 1
-            clause = self.alternation()
-            if rx[self.i] != 0x29:
-                raise _Bail
-            self.i += 1
-            return None, clause
-        if c in b"*+?{)":
-            raise _Bail
-        self.i += 1
-        return (None, None) if c in b".^$" else (c, None)
-
-    def quantifier(self) -> tuple[bool, bool]:
-        """(may repeat zero times, may repeat more than once) of the quantifiers after an atom."""
-        optional = repeated = False
-        while self.i < len(self.rx) and self.rx[self.i] in b"*+?{":
-            c = self.rx[self.i]
-            if c == 0x7B:
-                close = self.rx.index(b"}", self.i)
-                low = self.rx[self.i + 1: close].split(b",")[0]
-                optional |= int(low) == 0
-                repeated = True
-                self.i = close + 1
-            else:
-                optional |= c in b"*?"
-                repeated |= c in b"*+"
-                self.i += 1
-        return optional, repeated
-
-
 def _mask(keep: np.ndarray) -> int:
     return int.from_bytes(np.packbits(keep, bitorder="little").tobytes(), "little")
 
@@ -211,7 +111,6 @@ class Database:
         if magic_no != _MGC_MAGIC or version != _MGC_VERSION or len(data) != _ENTRY * (1 + n0 + n1):
             raise ValueError(f"not a version {_MGC_VERSION} magic.mgc")
         self.data, self.n0 = data, n0
-        entries = [struct.unpack_from("<HBBBBBBBBBBiiIQ", data, _ENTRY * (1 + i)) for i in range(n0 + n1)]
         self.entries = [struct.unpack_from("<HBBBBBBBBBBiiIQ", data, _ENTRY * (1 + i)) for i in range(n0 + n1)]
         self.names: dict[bytes, tuple[int, int]] = {}             # set 1: named definitions for `use`
         self.definitions: list[tuple[bytes, int, int]] = []       # (name, start, end) in their order
@@ -237,7 +136,7 @@ class Database:
             routes = tuple(self._routes(start, end, binary_only))
             needs = self._needs(start, e)
             self.groups.append(Group(start, end, bool(e[1] & _BINTEST), bool(e[1] & _TEXTTEST), needs.get(0),
-                                     self._alien(needs, _ASCII_TEXT), self._alien(needs, _NO_CONTROL), idx, routes, self._test(start, e) if routes and binary_only else None,
+                                     self._alien(needs, ASCII_TEXT), self._alien(needs, _NOCONTROL), idx, routes, self._test(start, e) if routes and binary_only else None,
                                      self._uses(start, end)))
         self.literals = list(literals)                            # (literal, case-folded)
         self._tables()
@@ -350,7 +249,7 @@ class Database:
             return None
         value = _cstr(self._value(i, vallen)) if typ == _REGEX else self._value(i, vallen)
         if typ == _REGEX:
-            clause = _Ere(value).requirement()
+            clause = Ere(value).requirement()
         else:
             pieces = re.split(rb"[ \t\n\v\f\r]+", value) if flags & _WHITESPACE else [value]
             clause = (max(pieces, key=len),)
@@ -432,218 +331,3 @@ class Database:
         header = bytearray(self.data[:_ENTRY])
         struct.pack_into("<II", header, 8, len(body) // _ENTRY, len(names) // _ENTRY)
         return bytes(header) + body + names
-
-def _lib() -> ctypes.CDLL:
-    from magic import loader
-
-    lib = loader.load_lib()
-    lib.magic_open.restype, lib.magic_open.argtypes = ctypes.c_void_p, [ctypes.c_int]
-    lib.magic_close.restype, lib.magic_close.argtypes = None, [ctypes.c_void_p]
-    lib.magic_load_buffers.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
-                                       ctypes.POINTER(ctypes.c_size_t), ctypes.c_size_t]
-    lib.magic_buffer.restype = ctypes.c_char_p
-    lib.magic_buffer.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
-    lib.magic_error.restype, lib.magic_error.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    lib.magic_setflags.restype, lib.magic_setflags.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]
-    lib.magic_getpath.restype, lib.magic_getpath.argtypes = ctypes.c_char_p, [ctypes.c_char_p, ctypes.c_int]
-    return lib
-
-
-def default_database_path(lib: ctypes.CDLL) -> Path | None:
-    """The one compiled file libmagic loads by default, or None when it loads anything else too.
-
-    libmagic reads each ``:``-separated component of its path (the MAGIC variable or
-    the built-in list), as ``<component>.mgc`` where that exists; a source file with
-    entries, a directory or two compiled files cannot be reproduced from one .mgc.
-    """
-    found = None
-    for part in os.fsdecode(lib.magic_getpath(None, 0) or b"").split(":"):
-        p = Path(part)
-        if Path(part + ".mgc").is_file():
-            if found is not None:
-                return None
-            found = Path(part + ".mgc")
-        elif p.is_dir() or (p.is_file() and any(line.strip() and not line.lstrip().startswith(b"#")
-                                                for line in p.read_bytes().splitlines())):
-            return None
-    return found
-
-
-@functools.cache
-def shared() -> tuple[ctypes.CDLL, Database, object] | None:
-    """(libmagic, the analysed database, a Hyperscan literal database or None), once per process;
-    None where the reduced databases cannot be proven to answer as libmagic does."""
-    try:
-        lib = _lib()
-        version = lib.magic_version()
-        path = default_database_path(lib)
-        if version not in _LIBMAGIC_TESTED or path is None:
-            log.info("typing with the whole magic database (libmagic %s, database %s)", version, path)
-            return None
-        db = Database(path.read_bytes())
-    except (OSError, ValueError, AttributeError, struct.error) as exc:
-        log.info("typing with the whole magic database: %s", exc)
-        return None
-    return lib, db, _literal_scanner(db.literals)
-
-
-def _literal_scanner(literals: list[tuple[bytes, bool]]) -> object:
-    try:
-        import hyperscan
-
-        hs = hyperscan.Database()
-        # \xNN escapes: the bindings pass expressions as C strings (a NUL would end one)
-        hs.compile(expressions=[b"".join(b"\\x%02x" % c for c in lit) for lit, _ in literals],
-                   ids=list(range(len(literals))),
-                   flags=[hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if fold else 0)
-                          for _, fold in literals])
-        return hs
-    except Exception as exc:  # noqa: BLE001 - ImportError, hyperscan.error, a CPU Hyperscan refuses
-        log.info("magic literals found with bytes.find (%s: %s)", type(exc).__name__, exc)
-        return None
-
-
-class _Handle:
-    """One libmagic handle over an in-memory database (which libmagic does not copy: kept here)."""
-
-    def __init__(self, lib: ctypes.CDLL, data: bytes, kept: int = 0) -> None:
-        self.lib, self.buf, self.kept, self.flags = lib, ctypes.create_string_buffer(data, len(data)), kept, 0
-        self.cookie = lib.magic_open(0)
-        bufs = (ctypes.c_void_p * 1)(ctypes.cast(self.buf, ctypes.c_void_p))
-        sizes = (ctypes.c_size_t * 1)(len(data))
-        if not self.cookie or lib.magic_load_buffers(self.cookie, bufs, sizes, 1) != 0:
-            raise OSError(f"libmagic cannot load a reduced database: {self.error()}")
-
-    def error(self) -> str:
-        return (self.lib.magic_error(self.cookie) or b"?").decode("utf-8", "replace") if self.cookie else "no handle"
-
-    def __call__(self, head: bytes, flags: int = 0) -> str:
-        if flags != self.flags:                                   # description or MIME type: one handle
-            self.lib.magic_setflags(self.cookie, flags)
-            self.flags = flags
-        out = self.lib.magic_buffer(self.cookie, head, len(head))
-        if out is None:
-            raise OSError(f"libmagic: {self.error()}")
-        return out.decode("utf-8", "backslashreplace")             # as python-magic decodes
-
-    def close(self) -> None:
-        if self.cookie:
-            self.lib.magic_close(self.cookie)
-            self.cookie = None
-
-
-class Typer:
-    """libmagic's description and MIME type of a buffer, through the smallest database that
-    answers for it; one per thread (libmagic handles and Hyperscan scratch are not shared).
-
-    Buffers fall into classes (first byte, text or not, literals present, length); each class has
-    its reduced database. Loading one costs ~1-5 ms, so a class seen for the first time borrows a
-    loaded database that keeps every group its own keeps (any such superset answers the same), and
-    its own is loaded when it comes back; at most ``HANDLES`` databases stay loaded.
-    """
-
-    def __init__(self, lib: ctypes.CDLL, db: Database, scanner: object) -> None:
-        self.lib, self.db, self.scanner = lib, db, scanner
-        self._scratch = None
-        self._classes: dict[tuple, tuple[int, int, list[Group]]] = {}  # class -> database ids
-        self._ids: dict[int, int] = {}                               # mask of kept groups -> database id
-        self._kept: dict[int, int] = {}
-        self._wanted: dict[int, int] = {}
-        self._next = itertools.count()                                # ids are never reused
-        self._handles: dict[int, _Handle] = {}                     # database id -> handle
-        self._borrow: dict[int, int] = {}
-        self.loads = self.borrowed = 0
-
-    def present(self, head: bytes) -> frozenset[int]:
-        """Indices of the literals ``head`` contains (case-folded ones in any case)."""
-        if self.scanner is None:
-            low = head.lower()
-            return frozenset(i for i, (lit, fold) in enumerate(self.db.literals) if lit in (low if fold else head))
-        if self._scratch is None:
-            import hyperscan
-
-            self._scratch = hyperscan.Scratch(self.scanner)
-        found: set[int] = set()
-        self.scanner.scan(head, match_event_handler=lambda i, *_: found.add(i), scratch=self._scratch)
-        return frozenset(found)
-
-    def database(self, head: bytes) -> int:
-        """The id of the smallest reduced database that answers for ``head`` as the whole one does."""
-        if head.isascii():                                          # C-speed; then only odd bytes are searched
-            odd = head.translate(None, _ASCII_TEXT)
-            ascii_text, no_control = not odd, _CONTROL.search(odd) is None
-        else:
-            ascii_text, no_control = False, _CONTROL.search(head) is None
-        size = next(s for s in _SIZES if s <= len(head))
-        key = (head[0] if head else None, ascii_text, no_control, self.present(head), size)
-        cls = self._classes.get(key)
-        if cls is None:
-            if len(self._classes) > CLASSES:                            # bounded: forget classes, keep handles
-                self._classes.clear(), self._ids.clear(), self._borrow.clear()
-                self._kept = {i: k for i, k in self._kept.items() if i in self._handles}
-                self._wanted = {i: n for i, n in self._wanted.items() if i in self._kept}
-            ab, a, risky = self.db.kept(*key)
-            cls = self._classes[key] = (self._ident(ab), self._ident(a), risky)
-        return cls[1] if cls[2] and self.db.reaches_indirect(cls[2], head) else cls[0]
-
-    def kept(self, ident: int) -> int:
-        """The mask of the groups database ``ident`` keeps."""
-        return self._kept[ident]
-
-    def __call__(self, head: bytes, flags: int = 0) -> str:
-        return self._handle(self.database(head))(head, flags)
-
-    def _handle(self, ident: int) -> _Handle:
-        """The loaded database for class ``ident``, or the smallest loaded one keeping all its groups.
-
-        A class gets its own database when it comes back (seen twice) and, once ``HANDLES`` are
-        loaded, only when it has been wanted more often than the least wanted loaded one (which
-        makes room): diverse content cannot make every buffer pay a load. The whole database is
-        the superset always at hand."""
-        handle = self._handles.get(ident)
-        if handle is not None:
-            self._wanted[ident] = self._wanted.get(ident, 0) + 1
-            return handle
-        wanted = self._wanted[ident] = self._wanted.get(ident, 0) + 1
-        loaded = [(self._wanted.get(i, 0), i) for i in self._handles if i >= 0]
-        if wanted >= 2 and (len(loaded) < HANDLES or wanted > min(loaded)[0]):
-            if len(loaded) >= HANDLES:
-                self._handles.pop(min(loaded)[1]).close()
-            self._borrow.clear()
-            need = self._kept[ident]
-            handle = self._handles[ident] = _Handle(self.lib, self.db.compiled(need), need)
-            self.loads += 1
-            return handle
-        self.borrowed += 1
-        key = self._borrow.get(ident)
-        if key is None or key not in self._handles:
-            need = self._kept[ident]
-            spare = [(h.kept.bit_count(), k) for k, h in self._handles.items() if h.kept & need == need]
-            key = self._borrow[ident] = min(spare)[1] if spare else self._whole()
-        return self._handles[key]
-
-    def _whole(self) -> int:
-        """The handle key of the whole database (id -1), loaded once and never evicted."""
-        if -1 not in self._handles:
-            everything = (1 << len(self.db.groups)) - 1
-            self._handles[-1] = _Handle(self.lib, self.db.compiled(everything), everything)
-            self.loads += 1
-        return -1
-
-    def _ident(self, kept: int) -> int:
-        ident = self._ids.get(kept)
-        if ident is None:
-            ident = self._ids[kept] = next(self._next)
-            self._kept[ident] = kept
-        return ident
-
-    def close(self) -> None:
-        for h in self._handles.values():
-            h.close()
-        self._handles.clear()
-
-
-def typer() -> Typer | None:
-    """A new :class:`Typer` for the calling thread, or None (use python-magic) where unsupported."""
-    s = shared()
-    return Typer(*s) if s is not None else None

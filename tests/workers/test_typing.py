@@ -154,9 +154,9 @@ def test_reduced_databases_answer_as_file_on_varied_files(tmp_path: Path) -> Non
     libmagic's whole database only.)"""
     import magic
 
-    from triage.workers import magicdb
+    from triage.workers import magictyper
 
-    typer = magicdb.typer()
+    typer = magictyper.typer()
     assert typer is not None, "libmagic 5.44 with one compiled database: the reduced databases must be in use"
     heads = []
     for i, p in enumerate(_varied_files()):
@@ -176,7 +176,7 @@ def test_reduced_databases_answer_as_file_on_varied_files(tmp_path: Path) -> Non
     cli = list(zip(run(), run("--mime-type"), strict=True))
     whole_d, whole_m = magic.Magic(), magic.Magic(mime=True)
     whole = [(whole_d.from_buffer(h), whole_m.from_buffer(h)) for _, h in heads]
-    got = [(typer(h), typer(h, magicdb.MIME_TYPE)) for _, h in heads]
+    got = [(typer(h), typer(h, magictyper.MIME_TYPE)) for _, h in heads]
     assert len(heads) > 150
     assert [(p, g) for (p, _), g, w in zip(heads, got, whole, strict=True) if g != w] == []
     fd_only = [w for w, c in zip(whole, cli, strict=True) if w != c]
@@ -188,9 +188,9 @@ def test_reduced_databases_answer_as_file_on_varied_files(tmp_path: Path) -> Non
 def test_a_text_file_is_typed_without_most_of_the_database(samples: dict[str, bytes]) -> None:
     """Plain text is tried against a few hundred of the ~3,500 top-level tests; a word one of the
     dropped tests looks for (``namespace``) brings that test back, and the answer follows it."""
-    from triage.workers import magicdb
+    from triage.workers import magictyper
 
-    typer = magicdb.typer()
+    typer = magictyper.typer()
     whole = len(typer.db.groups)
     plain = typer.kept(typer.database(samples["ascii"])).bit_count()
     assert plain < whole / 3
@@ -213,19 +213,19 @@ def test_a_text_file_is_typed_without_most_of_the_database(samples: dict[str, by
     (rb"\<word", None),           # an escape that is not a literal ends the run (and "word" is 4)
 ])
 def test_literals_a_regular_expression_requires(rx: bytes, clause: tuple | None) -> None:
-    from triage.workers.magicdb import _Ere
+    from triage.workers.magicere import Ere
 
-    got = _Ere(rx).requirement()
+    got = Ere(rx).requirement()
     assert got == clause or (clause is None and (got is None or rx == rb"\<word"))
 
 
 def test_the_whole_database_where_its_path_is_not_one_compiled_file(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from triage.workers import magicdb
+    from triage.workers import magictyper
 
-    lib = magicdb._lib()
-    assert magicdb.default_database_path(lib) is not None
+    lib = magictyper._lib()
+    assert magictyper.default_database_path(lib) is not None
     extra = tmp_path / "magic"
     extra.write_text("0 string TRIAGE-TEST triage test file\n")
     monkeypatch.setenv("MAGIC", f"{extra}:/usr/share/misc/magic")
-    assert magicdb.default_database_path(lib) is None
+    assert magictyper.default_database_path(lib) is None
