@@ -73,7 +73,8 @@ _SPACE = b" \t\n\v\f\r"
 ASCII_TEXT = bytes([*range(0x07, 0x0E), 0x1B, *range(0x20, 0x7F)])
 #: a byte no ASCII-compatible text has (a stricter set than libmagic's): EBCDIC, UTF-32 or binary may follow
 CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-_NOCONTROL = bytes([0x09, 0x0A, 0x0C, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
+NO_CONTROL = bytes([0x09, 0x0A, 0x0C, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
+_ASCII_SET, _NO_CONTROL_SET = frozenset(ASCII_TEXT), frozenset(NO_CONTROL)
 #: buffer lengths the rule (E) distinguishes: a test of the byte at offset k needs k < length
 SIZES = (1024, 128, 0)
 
@@ -136,7 +137,8 @@ class Database:
             routes = tuple(self._routes(start, end, binary_only))
             needs = self._needs(start, e)
             self.groups.append(Group(start, end, bool(e[1] & _BINTEST), bool(e[1] & _TEXTTEST), needs.get(0),
-                                     self._alien(needs, ASCII_TEXT), self._alien(needs, _NOCONTROL), idx, routes, self._test(start, e) if routes and binary_only else None,
+                                     self._alien(needs, _ASCII_SET), self._alien(needs, _NO_CONTROL_SET), idx, routes,
+                                     self._test(start, e) if routes and binary_only else None,
                                      self._uses(start, end)))
         self.literals = list(literals)                            # (literal, case-folded)
         self._tables()
@@ -144,7 +146,7 @@ class Database:
         del self.entries, self._memo
 
     @staticmethod
-    def _alien(needs: dict[int, frozenset[int]], alphabet: bytes) -> int | None:
+    def _alien(needs: dict[int, frozenset[int]], alphabet: frozenset[int]) -> int | None:
         return min((k for k, allowed in needs.items() if allowed.isdisjoint(alphabet)), default=None)
 
     def _value(self, i: int, vallen: int) -> bytes:
@@ -280,7 +282,11 @@ class Database:
         self._has_lit = np.array([x.literal is not None for x in g])
         self._text = np.array([x.text for x in g])
         self._routes = np.array([bool(x.routes) for x in g])
-        self._first_bad = np.array([[x.first is not None and b not in x.first for x in g] for b in range(256)])
+        self._first_bad = np.zeros((256, len(g)), dtype=bool)
+        for i, x in enumerate(g):
+            if x.first is not None:
+                self._first_bad[:, i] = True
+                self._first_bad[list(x.first), i] = False
         far = 1 << 30
         self._alien = {True: np.array([far if x.text or x.alien_ascii is None else x.alien_ascii for x in g]),
                        False: np.array([far if x.text or x.alien_text is None else x.alien_text for x in g])}
