@@ -84,8 +84,13 @@ def _basis() -> np.ndarray:
 
 
 def phash_pixels(grey: np.ndarray) -> str:
-    """The 16-hex pHash of one 32x32 grey-level array (any real dtype)."""
-    return phash_pixels_many(grey[None])[0]
+    """The 16-hex pHash of one 32x32 grey-level array (any real dtype): :func:`phash_pixels_many`'s
+    steps for one picture without the batch's reshapes and views (~70 of ~130 us per picture on
+    the benchmark machine; every picture of a worker goes through here)."""
+    c = _basis()
+    flat = np.round((c @ grey.astype(np.float64) @ c.T).ravel(), 6)
+    ordered = np.sort(flat)
+    return np.packbits(flat > (ordered[31] + ordered[32]) / 2).tobytes().hex()
 
 
 def phash_pixels_many(grey: np.ndarray) -> list[str]:
