@@ -32,7 +32,7 @@ from PIL import Image
 
 from triage.rules.errors import FilesystemError, ImageHashError
 from triage.workers.image import TSK_ERRORS, _oneline
-from triage.workers.magictyper import MIME_TYPE
+from triage.workers.magictyper import MIME_TYPE, NoAnswer
 from triage.workers.refs import ContentOptions
 from triage.workers.resumable import ResumableHashes
 
@@ -124,7 +124,9 @@ class _Known:
         if self.typer is not None:
             try:
                 return self.typer(head, MIME_TYPE if mime else 0)
-            except OSError as exc:  # a reduced database libmagic refuses: the whole one answers
+            except NoAnswer:  # no answer for this buffer: python-magic's own error, as before
+                pass
+            except OSError as exc:  # a reduced database libmagic refuses to load: the whole one answers
                 log.warning("typing with the whole magic database: %s", exc)
                 self.typer = None
         if mime not in self._magic:

@@ -102,6 +102,10 @@ def _literal_scanner(literals: list[tuple[bytes, bool]]) -> object:
         return None
 
 
+class NoAnswer(OSError):
+    """libmagic returned no answer for one buffer (the whole database is asked instead)."""
+
+
 class _Handle:
     """One libmagic handle over an in-memory database (which libmagic does not copy: kept here)."""
 
@@ -122,7 +126,7 @@ class _Handle:
             self.flags = flags
         out = self.lib.magic_buffer(self.cookie, head, len(head))
         if out is None:
-            raise OSError(f"libmagic: {self.error()}")
+            raise NoAnswer(f"libmagic: {self.error()}")
         return out.decode("utf-8", "backslashreplace")             # as python-magic decodes
 
     def close(self) -> None:
