@@ -143,6 +143,21 @@ class Database:
         self.literals = list(literals)                            # (literal, case-folded)
         self._tables()
         self._entry_group = np.repeat(np.arange(len(self.groups)), [g.end - g.start for g in self.groups])
+        # which name definitions each group reaches through `use` chains, as a (groups x names) table
+        index = {n: i for i, n in enumerate(dict.fromkeys(n for n, _, _ in self.definitions))}
+        closure = {}
+        for name in index:
+            seen, todo = set(), {name}
+            while todo:
+                n = todo.pop()
+                seen.add(n)
+                todo |= self.name_uses.get(n, frozenset()) - seen
+            closure[name] = [index[n] for n in seen if n in index]
+        self._reach = np.zeros((len(self.groups), len(index)), dtype=bool)
+        for i, g in enumerate(self.groups):
+            for name in g.uses:
+                self._reach[i, closure.get(name, [])] = True
+        self._entry_name = np.repeat([index[n] for n, _, _ in self.definitions], [b - a for _, a, b in self.definitions])
         del self.entries, self._memo
 
     @staticmethod
@@ -325,15 +340,10 @@ class Database:
         definitions reachable from the kept groups are left to scan."""
         bits = np.unpackbits(np.frombuffer(kept.to_bytes((len(self.groups) + 7) // 8, "little"), np.uint8),
                              bitorder="little")[: len(self.groups)].astype(bool)
-        groups = [self.groups[i] for i in np.flatnonzero(bits)]
-        reach, todo = set(), set().union(*(g.uses for g in groups))
-        while todo:
-            name = todo.pop()
-            reach.add(name)
-            todo |= self.name_uses.get(name, frozenset()) - reach
+        reach = self._reach[bits].any(axis=0)                     # names any kept group may `use`
         rows = np.frombuffer(self.data, np.uint8)[_ENTRY:].reshape(-1, _ENTRY)
         body = rows[: self.n0][bits[self._entry_group]].tobytes()
-        names = b"".join(rows[a:b].tobytes() for n, a, b in self.definitions if n in reach)
+        names = rows[self.n0:][reach[self._entry_name]].tobytes()
         header = bytearray(self.data[:_ENTRY])
         struct.pack_into("<II", header, 8, len(body) // _ENTRY, len(names) // _ENTRY)
         return bytes(header) + body + names
