@@ -77,7 +77,9 @@ def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
 
 class _Known:
     """What one worker thread already knows about content it digested: libmagic's answers (its
-    handles live here: libmagic is not thread-safe) and pHashes, by content, with counters."""
+    handles live here: libmagic is not thread-safe; reduced databases through
+    triage.workers.magictyper, python-magic's whole one where those are unavailable) and
+    pHashes, by content, with counters."""
 
     def __init__(self) -> None:
         from triage.workers.magictyper import typer
