@@ -16,6 +16,7 @@ chain beside the hash state, never the content.
 from __future__ import annotations
 
 import io
+import logging
 import mimetypes
 import re
 import struct
@@ -31,10 +32,12 @@ from PIL import Image
 
 from triage.rules.errors import FilesystemError, ImageHashError
 from triage.workers.image import TSK_ERRORS, _oneline
+from triage.workers.magictyper import MIME_TYPE, NoAnswer
 from triage.workers.refs import ContentOptions
 from triage.workers.resumable import ResumableHashes
 
 READ_ERRORS = (*TSK_ERRORS, FilesystemError)
+log = logging.getLogger(__name__)
 
 # libmagic answers that say nothing about the content type, so cannot contradict an extension
 _UNINFORMATIVE = {"application/octet-stream", "application/x-empty", "inode/x-empty", "application/x-data"}
@@ -74,12 +77,15 @@ def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
 
 class _Known:
     """What one worker thread already knows about content it digested: libmagic's answers (its
-    handles live here: libmagic is not thread-safe) and pHashes, by content, with counters."""
+    handles live here: libmagic is not thread-safe; reduced databases through
+    triage.workers.magictyper, python-magic's whole one where those are unavailable) and
+    pHashes, by content, with counters."""
 
     def __init__(self) -> None:
-        import magic
+        from triage.workers.magictyper import typer
 
-        self.mime_m, self.desc_m = magic.Magic(mime=True), magic.Magic()
+        self.typer = typer()  # reduced databases per buffer (triage.workers.magictyper); None: python-magic only
+        self._magic: dict[bool, Any] = {}
         self.cache: OrderedDict[tuple[str, int, str | None], tuple[str, str]] = OrderedDict()
         self.phashes: OrderedDict[tuple[str, int], tuple[str | None, str | None]] = OrderedDict()
         self.calls = self.hits = self.files = self.pictures = self.phash_hits = 0
@@ -104,15 +110,32 @@ class _Known:
             self.cache.move_to_end(ck)
             self.hits += 1
             return hit
-        desc = self.desc_m.from_buffer(head)
-        self.calls += 1
+        desc = self.libmagic(head, mime=False)
         mime = known_mime or next((m for rx, m in _DERIVED if rx.fullmatch(desc)), None)
         if mime is None:
-            mime = self.mime_m.from_buffer(head)
-            self.calls += 1
+            mime = self.libmagic(head, mime=True)
         if ck is not None:
             _remember(self.cache, ck, (mime, desc))
         return mime, desc
+
+
+    def libmagic(self, head: bytes, mime: bool) -> str:
+        """libmagic's description (or MIME type) of ``head``: through the smallest database that
+        answers as the whole one, or python-magic's whole database where that is not available."""
+        self.calls += 1
+        if self.typer is not None:
+            try:
+                return self.typer(head, MIME_TYPE if mime else 0)
+            except NoAnswer:  # no answer for this buffer: python-magic's own error, as before
+                pass
+            except OSError as exc:  # a reduced database libmagic refuses to load: the whole one answers
+                log.warning("typing with the whole magic database: %s", exc)
+                self.typer = None
+        if mime not in self._magic:
+            import magic
+
+            self._magic[mime] = magic.Magic(mime=mime)
+        return self._magic[mime].from_buffer(head)
 
 
 def _known() -> _Known:

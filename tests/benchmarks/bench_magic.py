@@ -10,11 +10,15 @@ images under /work/shared/corpus, and optionally files from /usr) is read whole
 (up to libmagic's own 7 MiB ``bytes_max``, what `file` looks at). Then, on the
 same bytes:
   * before: two libmagic calls (MIME type, description) on a 64 KiB prefix;
-  * now: :func:`triage.workers.digest.magic_type` on ``magic-bytes`` (one call where
-    the MIME type follows from the description), once per distinct content;
+  * whole database: :func:`triage.workers.digest.magic_type`'s logic on ``magic-bytes``
+    (one call where the MIME type follows from the description, once per distinct
+    content) with python-magic, i.e. libmagic's whole compiled database;
+  * now: the same through reduced databases (triage.workers.magicdb), from a fresh
+    worker thread each time (every database it needs is loaded within the time);
   * the oracle: libmagic on the whole content, as `file --mime-type` and `file` say
     (tests/workers/test_typing.py checks that the two agree).
-CPU time is process time, best of --repeat; the machine may be shared.
+CPU time is process time, whole database and now measured alternately (A/B/A/B),
+best of --repeat; the machine may be shared.
 """
 
 from __future__ import annotations
@@ -112,28 +116,43 @@ def compare(label: str, files: list[tuple[str, bytes]], magic_bytes: int, repeat
     before = cpu_ms(lambda d: (mime_m.from_buffer(d[: 64 << 10]), desc_m.from_buffer(d[: 64 << 10])),
                     [d for _, d in files], repeat)
     keyed = [(d[:magic_bytes], hashlib.sha256(d).hexdigest()) for _, d in files]
-    runs = []
+    runs: dict[str, list] = {"whole": [], "now": []}
     for _ in range(repeat):
-        typer = digest._Known()  # a fresh worker thread's state: an empty cache
-        t0 = time.process_time()
-        answers = [typer.type(head, None, key) for head, key in keyed]
-        runs.append((time.process_time() - t0, typer, answers))
-    cpu, typer, answers = min(runs, key=lambda r: r[0])
-    now = 1000 * cpu / len(files)
-    print(f"{label}: {len(files)} files; before (2 calls, 64 KiB) {before:.3f} CPU ms/file; now ({magic_bytes} B, "
-          f"derived MIME, cache) {now:.3f} CPU ms/file = {before / now:.2f}x less (target <= 0.1 ms/file); "
-          f"libmagic calls/file {typer.calls / len(files):.2f}, cache hits {typer.hits}")
-    kinds: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
-    t = digest._Known()
-    for (name, _), (head, key) in zip(files, keyed, strict=True):
-        t.cache.clear()
-        t0 = time.process_time()
-        t.type(head, None, key)
-        k = kinds[os.path.splitext(name)[1].lower() or "(none)"]
+        for kind in runs:
+            typer = digest._Known()  # a fresh worker thread's state: empty caches, nothing loaded
+            if kind == "whole":
+                typer.typer = None
+            t0 = time.process_time()
+            answers = [typer.type(head, None, key) for head, key in keyed]
+            runs[kind].append((time.process_time() - t0, typer, answers))
+    (w_cpu, _, w_answers), (cpu, typer, answers) = (min(runs[k], key=lambda r: r[0]) for k in ("whole", "now"))
+    whole, now = 1000 * w_cpu / len(files), 1000 * cpu / len(files)
+    calls = typer.calls
+    t0 = time.process_time()
+    for head, key in keyed:  # warm: the same thread again, databases loaded, answers not cached
+        typer.cache.clear()
+        typer.type(head, None, key)
+    warm = 1000 * (time.process_time() - t0) / len(files)
+    t = typer.typer
+    print(f"{label}: {len(files)} files; before (2 calls, 64 KiB) {before:.3f} CPU ms/file; whole database "
+          f"({magic_bytes} B, derived MIME, cache) {whole:.3f}; now (reduced databases) {now:.3f} from cold "
+          f"= {before / now:.2f}x less than before, {whole / now:.2f}x less than the whole database; warm {warm:.3f} "
+          f"(target <= 0.1 ms/file); libmagic calls/file {calls / len(files):.2f}, cache hits {typer.hits}"
+          + (f"; databases loaded {t.loads}, borrowed {t.borrowed}" if t is not None else " (reduced databases off)"))
+    kinds: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for (name, _), (head, key), (o_mime, _) in zip(files, keyed, oracle, strict=True):
+        k = kinds[o_mime]
         k[0] += 1
-        k[1] += time.process_time() - t0
+        for i, fn in ((1, desc_m.from_buffer), (2, t or desc_m.from_buffer)):
+            t0 = time.process_time()
+            fn(head)
+            k[i] += time.process_time() - t0
     top = sorted(kinds.items(), key=lambda kv: -kv[1][1])[:8]
-    print("    CPU by extension: " + ", ".join(f"{e} {n} files {1000 * s / n:.2f} ms each" for e, (n, s) in top))
+    print("    description call by MIME type, whole database -> reduced: " + ", ".join(
+        f"{m} {n} files {1000 * a / n:.3f} -> {1000 * b / n:.3f} ms" for m, (n, a, b) in top))
+    if answers != w_answers:
+        print(f"    !! reduced databases answer differently from the whole one for "
+              f"{sum(a != b for a, b in zip(answers, w_answers))} files")
     diffs: collections.Counter = collections.Counter()
     for (mime, desc), (o_mime, o_desc) in zip(answers, oracle, strict=True):
         if mime != o_mime:

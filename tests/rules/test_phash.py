@@ -32,6 +32,15 @@ def test_batched_dct_is_imagehash_bit_for_bit() -> None:
     assert phash_pixels(grey[3]) == _imagehash_bits(grey[3])
 
 
+def test_one_picture_hashes_as_in_a_batch() -> None:
+    """phash_pixels (one picture, every worker's path) and the batched DCT give the same bits,
+    flat and near-flat pictures (coefficients at the rounding limit) included."""
+    rng = np.random.default_rng(12)
+    grey = np.concatenate([rng.integers(0, 256, (200, 32, 32)), np.full((3, 32, 32), 77),
+                           77 + (rng.random((20, 32, 32)) < 0.01)]).astype(np.uint8)
+    assert [phash_pixels(g) for g in grey] == phash_pixels_many(grey)
+
+
 @pytest.mark.parametrize(("level", "expected"), [(0, "0000000000000000"), (77, "8000000000000000")])
 def test_flat_pictures_hash_like_imagehash(level: int, expected: str) -> None:
     """No rounding noise in the AC coefficients: a flat picture is its DC bit only."""

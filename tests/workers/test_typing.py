@@ -132,3 +132,100 @@ def test_the_same_picture_is_phashed_once(samples: dict[str, bytes]) -> None:
     jpeg = samples["jpeg"]
     row = finish(stream(Digest(len(jpeg), opts), lambda pos, n: jpeg[pos:pos + n], len(jpeg)), "x.jpg")
     assert row["phash"] is not None and typing_stats()["phash_hits"] == after["phash_hits"]
+
+
+def _varied_files(n: int = 400) -> list[Path]:
+    """Real files of many kinds from this machine (documentation, scripts, pictures, binaries, data)."""
+    picked: dict[str, list[Path]] = {}
+    for root in ("/usr/share/doc", "/usr/share/common-licenses", "/usr/share/misc", "/usr/bin", "/usr/share/mime",
+                 "/usr/share/perl", "/usr/share/zoneinfo", "/etc"):
+        for p in sorted(Path(root).rglob("*"))[:3000]:
+            if p.is_file() and not p.is_symlink() and len(picked.setdefault(p.suffix.lower(), [])) < 12:
+                picked[p.suffix.lower()].append(p)
+    files = [p for ps in picked.values() for p in ps]
+    return files[:: max(1, len(files) // n)]
+
+
+def test_reduced_databases_answer_as_file_on_varied_files(tmp_path: Path) -> None:
+    """Each buffer is typed with a magic database left without the tests that cannot match it; the
+    answers are still exactly libmagic's with its whole database, and `file`'s on the same 8 KiB
+    prefixes, for hundreds of kinds of files. (`file` on a file adds what only a descriptor shows,
+    ELF program headers and a gzip's trailer, which no buffer typing sees: those are compared with
+    libmagic's whole database only.)"""
+    import magic
+
+    from triage.workers import magictyper
+
+    typer = magictyper.typer()
+    assert typer is not None, "libmagic 5.44 with one compiled database: the reduced databases must be in use"
+    heads = []
+    for i, p in enumerate(_varied_files()):
+        try:
+            head = p.read_bytes()[:8192]
+        except OSError:
+            continue
+        if not head:  # `file` says inode/x-empty of an empty file, libmagic application/x-empty of b""
+            continue
+        (tmp_path / str(i)).write_bytes(head)
+        heads.append((str(tmp_path / str(i)), head))
+
+    def run(*flags: str) -> list[str]:
+        return subprocess.run(["file", "-b", *flags, *(p for p, _ in heads)], capture_output=True, text=True,
+                              check=True).stdout.splitlines()
+
+    cli = list(zip(run(), run("--mime-type"), strict=True))
+    whole_d, whole_m = magic.Magic(), magic.Magic(mime=True)
+    whole = [(whole_d.from_buffer(h), whole_m.from_buffer(h)) for _, h in heads]
+    got = [(typer(h), typer(h, magictyper.MIME_TYPE)) for _, h in heads]
+    assert len(heads) > 150
+    assert [(p, g) for (p, _), g, w in zip(heads, got, whole, strict=True) if g != w] == []
+    fd_only = [w for w, c in zip(whole, cli, strict=True) if w != c]
+    assert all(d.startswith(("ELF ", "gzip compressed data")) for d, _ in fd_only)
+    assert len(fd_only) < len(heads) / 5
+    assert len({typer.database(h) for _, h in heads}) > 1  # not one database for everything
+
+
+def test_a_text_file_is_typed_without_most_of_the_database(samples: dict[str, bytes]) -> None:
+    """Plain text is tried against a few hundred of the ~3,500 top-level tests; a word one of the
+    dropped tests looks for (``namespace``) brings that test back, and the answer follows it."""
+    from triage.workers import magictyper
+
+    typer = magictyper.typer()
+    whole = len(typer.db.groups)
+    plain = typer.kept(typer.database(samples["ascii"])).bit_count()
+    assert plain < whole / 3
+    cpp = b"#include <vector>\nnamespace triage {\nclass Ledger {\n public:\n  int n;\n};\n}\n"
+    assert typer.kept(typer.database(cpp)).bit_count() > plain
+    assert typer(cpp) == magic_type(cpp)[1] and "C++" in typer(cpp)
+
+
+@pytest.mark.parametrize(("rx", "clause"), [
+    (rb"^[[:space:]]*(class|module)[[:space:]][A-Z]", (b"class", b"module")),
+    (rb"typeof.*[!=]==", (b"typeof",)),
+    (rb"^(CFLAGS|VPATH|all:)", (b"CFLAGS", b"VPATH", b"all:")),
+    (b"^[!-?A-~]{1,255}(\t[^\t]+){11}", (b"\t",)),
+    (rb"ha:pcb-v[0-9]+[ \t]*[{]", (b"ha:pcb-v",)),
+    (rb"abcd?e", None),           # the optional d splits the run: "abc" and "e" are too short
+    (rb"x(abcde)?y", None),       # an optional group requires nothing
+    (rb"abcd|e", None),           # one branch without a literal
+    (rb"wxz+abcde", (b"abcde",)),  # "wxz" then more z: no run goes on past it ("wxzabcde" is not required)
+    (rb"\.PRECIOUS", (b".PRECIOUS",)),
+    (rb"\<word", None),           # an escape that is not a literal ends the run (and "word" is 4)
+])
+def test_literals_a_regular_expression_requires(rx: bytes, clause: tuple | None) -> None:
+    from triage.workers.magicere import Ere
+
+    got = Ere(rx).requirement()
+    assert got == clause or (clause is None and (got is None or rx == rb"\<word"))
+
+
+def test_the_whole_database_where_its_path_is_not_one_compiled_file(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from triage.workers import magictyper
+
+    lib = magictyper._lib()
+    assert magictyper.default_database_path(lib) is not None
+    extra = tmp_path / "magic"
+    extra.write_text("0 string TRIAGE-TEST triage test file\n")
+    monkeypatch.setenv("MAGIC", f"{extra}:/usr/share/misc/magic")
+    assert magictyper.default_database_path(lib) is None
