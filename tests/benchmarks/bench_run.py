@@ -150,9 +150,10 @@ def triage_rows(files_parquet: Path) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    t = pq.read_table(files_parquet, columns=["type", "size", "md5", "sha256"])
+    t = pq.read_table(files_parquet, columns=["type", "size", "md5", "sha256", "source"])
     hashed = t.filter(pc.is_valid(t.column("sha256")))
-    regular = t.filter(pc.equal(t.column("type"), "r/r"))
+    # fiwalk lists the filesystems' files, not what archives hold: members are compared by neither side
+    regular = t.filter(pc.and_(pc.equal(t.column("type"), "r/r"), pc.not_equal(t.column("source"), "archive member")))
     return {"rows": t.num_rows, "hashed": hashed.num_rows, "hashed_bytes": pc.sum(hashed.column("size")).as_py() or 0,
             "regular": regular.num_rows, "regular_bytes": pc.sum(regular.column("size")).as_py() or 0,
             "regular_nonempty": pc.sum(pc.greater(regular.column("size"), 0)).as_py() or 0,
