@@ -80,6 +80,14 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def backlog_disks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the generated backlog disks of the whole session (``backlog.build_busy_disk`` /
+    ``build_tiny_disk`` return a disk already there for the same parameters), so modules that need a
+    disk of the same shape (the dispatcher's, the dashboard's) build it once, not once each."""
+    return tmp_path_factory.mktemp("backlog-disks")
+
+
+@pytest.fixture(scope="session")
 def mbr_image(images_dir: Path) -> ImageTruth:
     """(a) MBR disk: FAT32, ext4, extended + logical NTFS; nested dirs, images, deleted files, an ADS."""
     _need("mbr")

@@ -50,12 +50,12 @@ def backlog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def disks(backlog_dir: Path) -> list[Path]:
+def disks(backlog_dir: Path, backlog_disks: Path) -> list[Path]:
     """Three distinct 256 MiB disks (different files, so a resumed job reading another's checkpoints shows).
 
     Thousands of small files: per-file work (walk, type, hash, photos' perceptual hash) dominates a
     job, not the whole-image hash, so orders decided at task granularity have seconds of margin."""
-    return [build_busy_disk(backlog_dir, seed, pictures=300, others=3000, big_mib=(8,)) for seed in (1, 2, 3)]
+    return [build_busy_disk(backlog_disks, seed, pictures=300, others=3000, big_mib=(8,)) for seed in (1, 2, 3)]
 
 
 @pytest.fixture(scope="session")

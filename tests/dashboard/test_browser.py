@@ -55,9 +55,10 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory, chromium: Any) -> Iterator[Scene]:
+def scene(tmp_path_factory: pytest.TempPathFactory, chromium: Any, backlog_disks: Path) -> Iterator[Scene]:
     work = tmp_path_factory.mktemp("dash-browser")
-    busy = build_busy_disk(work, 31, pictures=300, others=3000, big_mib=(8,))
+    # the first of the dispatcher tests' disks (same shape, built once per session)
+    busy = build_busy_disk(backlog_disks, 1, pictures=300, others=3000, big_mib=(8,))
     tiny = build_tiny_disk(work, 32)
     home = work / "home"
     ids = {

@@ -39,8 +39,9 @@ def _has(page: Any, event: str, name: str) -> bool:
 
 
 def test_the_panel_shows_lost_restarted_and_retired_workers_and_a_dispatcher_waiting_for_workers(
-        dash_disks: Path, tmp_path: Path, chromium: Any) -> None:
-    disk = build_busy_disk(dash_disks, 41, size_mib=32, pictures=60, others=300, big_mib=(2,))
+        dash_disks: Path, backlog_disks: Path, tmp_path: Path, chromium: Any) -> None:
+    # the cluster tests' small disk (same shape, built once per session)
+    disk = build_busy_disk(backlog_disks, 12, size_mib=32, pictures=60, others=300, big_mib=(2,))
     home = tmp_path / "home"
     job = submit(home, disk, "OP-PANEL", "P/1", "normal")
     procs = DaskProcs(tmp_path)
