@@ -12,7 +12,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from triage.workers.pathmap import EvidencePlugin, fingerprint
+from triage.workers.evidenceplugin import EvidencePlugin
+from triage.workers.pathmap import fingerprint
 from triage.workers.refs import ImageRef
 
 log = logging.getLogger(__name__)

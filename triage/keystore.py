@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from triage.rules.errors import InputError
-from triage.workers.unlock import Keyring, VolumeKey
+from triage.workers.unlock import KEYRING, VolumeKey
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,15 @@ class Handover:
 
     @staticmethod
     def plugin_name(job_id: str) -> str:
-        return f"{Keyring.name}-{job_id}"
+        return f"{KEYRING}-{job_id}"
 
     def give(self, job: Any) -> list[int]:
         """Install the job's keys on the workers (present and future); the partitions they are for."""
         keys = self.store.get(job.id)
         if not keys:
             return []
+        from triage.workers.keyring import Keyring  # imports distributed: only where keys are given
+
         ring = Keyring({(str(Path(img)), i): k for img in job.images for i, k in keys})
         self.client.register_plugin(ring, name=self.plugin_name(job.id))
         self._given.add(job.id)

@@ -26,7 +26,6 @@ import os
 import socket
 import stat
 from pathlib import PurePosixPath
-from distributed.diagnostics.plugin import WorkerPlugin
 
 from triage.rules.errors import ImageError
 from triage.workers.refs import ImageRef
@@ -107,17 +106,11 @@ def plugin_name(path: str) -> str:
     return "triage-evidence-" + hashlib.sha256(path.encode()).hexdigest()[:16]
 
 
-class EvidencePlugin(WorkerPlugin):
-    """A worker plugin carrying one image's :class:`Fingerprint` to every worker, including later ones."""
-
-    def __init__(self, fp: Fingerprint) -> None:
-        self.fp = fp
-        self.name = plugin_name(fp.path)
-
-
 def published(path: str) -> Fingerprint | None:
     try:
         from distributed import get_worker
+
+        from triage.workers.evidenceplugin import EvidencePlugin
 
         plugin = get_worker().plugins.get(plugin_name(path))
     except (ImportError, ValueError):

@@ -3,7 +3,7 @@
 A key is given per partition (``--key 3=passphrase:...``). It must reach the
 worker processes without passing through a log, a task description, a checkpoint
 or the audit record, so it never travels inside a task: the CLI installs the
-keys on every worker once, as a Dask worker plugin (:class:`Keyring`), and
+keys on every worker once, as a Dask worker plugin (:class:`triage.workers.keyring.Keyring`), and
 ``open_fs`` looks one up by (image path, partition index) when a partition turns
 out to be encrypted. Keys print as ``<redacted>``.
 
@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 from triage.rules.errors import FilesystemError, InputError
 from triage.workers.encryption import Encrypted
 from triage.workers.formats import HandleMedia, Media, RegionFile, oneline
@@ -29,6 +27,8 @@ from triage.workers.formats import HandleMedia, Media, RegionFile, oneline
 log = logging.getLogger(__name__)
 
 KINDS = ("passphrase", "recovery", "keyfile")
+#: the name of the key plugin on the workers (:class:`triage.workers.keyring.Keyring`); a dispatcher adds ``-<job id>``
+KEYRING = "triage-keyring"
 
 
 @dataclass(frozen=True)
@@ -78,27 +78,6 @@ def forget(keys: dict[tuple[str, int], VolumeKey]) -> None:
 def key_for(image_path: str, index: int) -> VolumeKey | None:
     with _LOCK:
         return _KEYS.get((str(Path(image_path)), index))
-
-
-class Keyring(WorkerPlugin):
-    """A Dask worker plugin that installs keys on every worker, present and future.
-
-    Register with ``client.register_plugin(Keyring(keys), name="triage-keyring")``.
-    """
-
-    name = "triage-keyring"
-
-    def __init__(self, keys: dict[tuple[str, int], VolumeKey]) -> None:
-        self.keys = dict(keys)
-
-    def __repr__(self) -> str:
-        return f"Keyring({len(self.keys)} keys, <redacted>)"
-
-    def setup(self, worker: Any = None) -> None:
-        install(self.keys)
-
-    def teardown(self, worker: Any = None) -> None:
-        forget(self.keys)
 
 
 def open_volume(enc: Encrypted, read: Callable[[int, int], bytes], offset: int, length: int,

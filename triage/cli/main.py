@@ -27,7 +27,13 @@ VERBS = ["run", "demo", "submit", "serve", "status", "cancel", "retry", "priorit
          "hashsets", "audit", "cluster", "dashboard"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``only``, just that verb's parser (the others are not imported).
+
+    A verb module imports what its verb needs (``triage run`` the pipeline, Dask and
+    the readers), so loading all of them made every ``triage status`` pay for
+    ``triage run``'s imports; ``triage --help`` and a mistyped verb still load all.
+    """
     parser = argparse.ArgumentParser(
         prog="triage",
         description="Triage seized device images on a Dask cluster: every file walked, hashed, typed and ranked.",
@@ -36,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"evidence-triage {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for name in VERBS:
+    for name in [only] if only in VERBS else VERBS:
         try:
             module = importlib.import_module(f"triage.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -48,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)  # the top level has no option taking a value
+    parser = build_parser(verb)
     debug = "--debug" in argv  # accepted anywhere on the line, not only before the verb
     args = parser.parse_args([a for a in argv if a != "--debug"])
     args.debug = debug

@@ -6,19 +6,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask.config
 
 from triage import config
 from triage.audit import AuditLog
 from triage.cli.cluster import tls_security
-from triage.cluster.connect import connect
-from triage.cluster.evidence import publish
-from triage.pipeline import RunResult, run_image
 from triage.rules.errors import InputError, TriageError
 from triage.store import out_dirs
 from triage.workers.image import identify
-from triage.workers.unlock import Keyring, parse_key
+from triage.workers.unlock import parse_key
+
+if TYPE_CHECKING:
+    from triage.pipeline import RunResult
 
 EXAMPLE = """examples:
   triage run seized/laptop.E01 -o results/laptop
@@ -152,6 +152,8 @@ def key_arg(spec: str):
 
 def install_keys(client, images: list[str], keys: list) -> None:
     """Hand the keys to every worker (present and future) as a plugin: they never travel inside a task."""
+    from triage.workers.keyring import Keyring
+
     if keys:
         client.register_plugin(Keyring({(str(Path(i)), idx): k for i in images for idx, k in keys}),
                                name=Keyring.name)
@@ -233,6 +235,14 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here, not at the top: `triage submit` shares this module's options and must not pay
+    # for the pipeline, Dask and the cluster at start-up
+    import dask.config
+
+    from triage.cluster.connect import connect
+    from triage.cluster.evidence import publish
+    from triage.pipeline import run_image
+
     dirs = out_dirs([str(i) for i in args.images], args.out)
     if len(args.images) == 1:
         identify(args.images[0])  # a wrong path fails in a second, before any cluster starts
