@@ -1,14 +1,17 @@
 """Archives found in evidence: planning their expand tasks and folding their rows into the run.
 
 A file whose content task says it is an archive (libmagic type taken by a reader of
-:data:`triage.workers.archives.ARCHIVES`) gets one expand task; a carved archive too,
-when its carve chunk returns (all the archives of one chunk in one task, expanded in turn: a
-task costs the cluster more than a small archive does; the batch's result names each row's
-archive, and each archive is kept under its own name as if it had had its own task). An expand task returns its member rows (final: checked
-against the known-item sets on the worker) and, when the archive could not be fully
-expanded, one ``archive status`` row: that status is moved onto the archive's own row
-when the run finishes. Members of a carved archive only count once carving is merged,
-like the carved row itself (it may be merged away as a repeat of an allocated file).
+:data:`triage.workers.archives.ARCHIVES`) gets one expand task. The archives one carve
+chunk carved make one task between them, expanded in turn (issue 11: on a dense device a
+task costs the cluster more than a small carved archive does); each keeps its own name
+(``expand-carved-OFFSET``), the batch's result says which rows are whose, and each
+archive's rows are kept as if it had had its own task. (Batching a content batch's file
+archives the same way measured slower, not faster: see issue 11.) An expand task returns
+its member rows (final: checked against the known-item sets on the worker) and, when the
+archive could not be fully expanded, one ``archive status`` row: that status is moved
+onto the archive's own row when the run finishes. Members of a carved archive only count
+once carving is merged, like the carved row itself (it may be merged away as a repeat of
+an allocated file).
 """
 
 from __future__ import annotations
