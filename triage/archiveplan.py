@@ -1,12 +1,17 @@
 """Archives found in evidence: planning their expand tasks and folding their rows into the run.
 
 A file whose content task says it is an archive (libmagic type taken by a reader of
-:data:`triage.workers.archives.ARCHIVES`) gets one expand task; a carved archive too,
-when its carve chunk returns. An expand task returns its member rows (final: checked
-against the known-item sets on the worker) and, when the archive could not be fully
-expanded, one ``archive status`` row: that status is moved onto the archive's own row
-when the run finishes. Members of a carved archive only count once carving is merged,
-like the carved row itself (it may be merged away as a repeat of an allocated file).
+:data:`triage.workers.archives.ARCHIVES`) gets one expand task. The archives one carve
+chunk carved make one task between them, expanded in turn (issue 11: on a dense device a
+task costs the cluster more than a small carved archive does); each keeps its own name
+(``expand-carved-OFFSET``), the batch's result says which rows are whose, and each
+archive's rows are kept as if it had had its own task. (Batching a content batch's file
+archives the same way measured slower, not faster: see issue 11.) An expand task returns
+its member rows (final: checked against the known-item sets on the worker) and, when the
+archive could not be fully expanded, one ``archive status`` row: that status is moved
+onto the archive's own row when the run finishes. Members of a carved archive only count
+once carving is merged, like the carved row itself (it may be merged away as a repeat of
+an allocated file).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from triage.workers.archives import ARCHIVE_STATUS, ArchiveRef, archive_mimes
+from triage.workers.archives import ARCHIVE_STATUS, BATCH_NAME, ArchiveBatch, ArchiveRef, archive_mimes
 
 if TYPE_CHECKING:
     from triage.runstate import ImageRun
@@ -46,17 +51,23 @@ def plan_expansions(run: ImageRun, idx: int, table: pa.Table) -> None:
         _add(run, f"expand-{idx}-{r['row']:08d}", ref)
 
 
-def plan_carved(run: ImageRun, table: pa.Table) -> None:
-    """Expand tasks for carved archives (their partition is settled when carving is merged)."""
+def plan_carved(run: ImageRun, table: pa.Table, chunk: str) -> None:
+    """One expand task for the archives carve chunk ``chunk`` carved (their partition is settled
+    when carving is merged). Chunks report each object once, so a batch holds the same archives
+    in every run and its checkpoint stays valid for a resumed one."""
     lim = run.settings.archives
     if lim is None or lim.depth <= 0 or table.num_rows == 0:
         return
     found = table.filter(pc.is_in(table.column("mime"), pa.array(sorted(archive_mimes()))))
+    names, refs = [], []
     for r in found.select(["path", "size", "mime", "offset", "status"]).to_pylist():
-        if r["status"] == "ok":
-            ref = ArchiveRef(0, r["path"], r["size"], r["mime"], True, run.settings.options, lim, run.known,
-                             image=run.ref, offset=r["offset"])
-            _add(run, f"{CARVED}{r['offset']:016d}", ref)
+        name = f"{CARVED}{r['offset']:016d}"
+        if r["status"] == "ok" and name not in run.expansion_refs:
+            refs.append(ArchiveRef(0, r["path"], r["size"], r["mime"], True, run.settings.options, lim, run.known,
+                                   image=run.ref, offset=r["offset"]))
+            names.append(name)
+    if names:
+        _add_batch(run, f"expand-batch-{chunk}", ArchiveBatch(tuple(names), tuple(refs)))
 
 
 def _add(run: ImageRun, name: str, ref: ArchiveRef) -> None:
@@ -65,6 +76,29 @@ def _add(run: ImageRun, name: str, ref: ArchiveRef) -> None:
     if name not in run.expansion_refs:  # a file read again (a retried task) is expanded once
         run.expansion_refs[name] = ref
         run.add(Task(name, KINDS.get("expand"), ref, PRIORITY_SMALL))
+
+
+def _add_batch(run: ImageRun, name: str, batch: ArchiveBatch) -> None:
+    from triage.tasks import KINDS, PRIORITY_SMALL, Task
+
+    run.expansion_refs.update(zip(batch.names, batch.refs))
+    run.add(Task(name, KINDS.get("expand-batch"), batch, PRIORITY_SMALL))
+
+
+def got_batch(run: ImageRun, batch: ArchiveBatch, result: pa.Table) -> None:
+    """A batch's rows, split by archive and kept as each archive's own task would have kept them."""
+    owner = result.column(BATCH_NAME).to_pylist()
+    rows: dict[str, list[int]] = {}
+    for i, name in enumerate(owner):
+        rows.setdefault(name, []).append(i)
+    result = result.drop_columns([BATCH_NAME])
+    for name in batch.names:
+        got_expansion(run, name, result.take(pa.array(rows.get(name, []), type=pa.int64())))
+
+
+def batch_failed(run: ImageRun, batch: ArchiveBatch, why: str) -> None:
+    for name in batch.names:
+        expansion_failed(run, name, why)
 
 
 def got_expansion(run: ImageRun, name: str, result: pa.Table) -> None:

@@ -25,7 +25,7 @@ import pyarrow as pa
 from triage import archiveplan
 from triage.rules.errors import ImageError, TriageError
 from triage.rules.registry import Registry
-from triage.workers.archives import expand_archive
+from triage.workers.archives import expand_archive, expand_archives
 from triage.workers.carving import carve_chunk
 from triage.workers.containers import hash_container_files
 from triage.workers.extraction import hash_source, read_members, walk_source
@@ -265,7 +265,7 @@ class CarveChunkKind(TaskKind):
     def apply(self, run: ImageRun, task: Task, result: pa.Table) -> None:
         run.complete(task)
         run.carved.append(result)
-        archiveplan.plan_carved(run, result)
+        archiveplan.plan_carved(run, result, task.name)
 
     def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
         run.complete(task)
@@ -318,3 +318,19 @@ class ExpandArchive(TaskKind):
     def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
         run.complete(task)
         archiveplan.expansion_failed(run, task.name, f"expand task failed: {describe(exc)}")
+
+
+@KINDS.register("expand-batch", instance=True)
+class ExpandArchives(TaskKind):
+    """Several archives (those one carve chunk found) expanded in turn by one task; each keeps its own
+    rows and status as if it had had its own expand task, a failure of the whole task included."""
+
+    func = staticmethod(expand_archives)
+
+    def apply(self, run: ImageRun, task: Task, result: pa.Table) -> None:
+        run.complete(task)
+        archiveplan.got_batch(run, task.arg, result)
+
+    def failed(self, run: ImageRun, task: Task, exc: BaseException) -> None:
+        run.complete(task)
+        archiveplan.batch_failed(run, task.arg, f"expand task failed: {describe(exc)}")

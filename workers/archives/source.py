@@ -30,6 +30,8 @@ from triage.workers.volumes import open_fs
 BUFFER = 1 << 18
 #: ``source`` of the one extra row an expand result carries when the archive itself has a status
 ARCHIVE_STATUS = "archive status"
+#: column of a batch's result naming the archive (its task name) each row belongs to
+BATCH_NAME = "archive"
 
 
 class RandomAccess(io.RawIOBase):
@@ -138,6 +140,35 @@ def _open(ref: ArchiveRef) -> Iterator[BinaryIO]:
         yield io.BytesIO(bytes(data))
     finally:
         members.close()
+
+
+@dataclass(frozen=True)
+class ArchiveBatch:
+    """Several archives expanded in turn by one task (those one carve chunk found): a task costs the
+    cluster far more than a small archive's expansion. ``names`` are the archives' own task names."""
+
+    names: tuple[str, ...]
+    refs: tuple[ArchiveRef, ...]
+
+
+def expand_archives(batch: ArchiveBatch) -> pa.Table:
+    """Each archive's :func:`expand_archive` rows, with an ``archive`` column naming whose rows they
+    are. An archive that fails in a way the expander does not expect gets the status its own task's
+    failure would have given it, so the batch's other archives keep their members."""
+    tables = []
+    for name, ref in zip(batch.names, batch.refs):
+        try:
+            rows = expand_archive(ref)
+        except Exception as exc:  # noqa: BLE001 - one archive's bug must not cost the others their members
+            why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            exp = Expander(ref.options, ref.limits, ref.partition, ref.deleted)
+            exp.rows.add(partition=ref.partition, path=ref.path, name="", inode=0, type="-/-", size=0,
+                         deleted=ref.deleted, source=ARCHIVE_STATUS,
+                         status=f"archive not expanded: expand task failed: {why}")
+            rows = exp.batch(None)
+        table = pa.Table.from_batches([rows])
+        tables.append(table.append_column(BATCH_NAME, pa.array([name] * table.num_rows, type=pa.string())))
+    return pa.concat_tables(tables)
 
 
 def expand_archive(ref: ArchiveRef) -> pa.RecordBatch:
