@@ -136,3 +136,18 @@ def test_an_interrupted_run_resumes_the_batch_to_identical_tables(tmp_path: Path
     finalize(second)
     for table in ("files.parquet", "volumes.parquet"):
         assert (tmp_path / "out" / table).read_bytes() == (tmp_path / "reference" / table).read_bytes()
+
+
+def test_a_chunk_dense_with_archives_gets_several_bounded_batches(tmp_path: Path, monkeypatch) -> None:
+    from triage import archiveplan
+
+    monkeypatch.setattr(archiveplan, "BATCH", 2)  # 5 archives, at most 2 a task: 3 batches, none lost
+    _disk(tmp_path / "disk.img", [zip_bytes(_members(i)) for i in range(5)])
+    run = ImageRun(tmp_path / "disk.img", tmp_path / "out", carve="all", home=tmp_path / "home")
+    assert _drive(run).count("expand-batch") == 3
+    finalize(run)
+    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out" / "files.parquet").to_pylist()}
+    carved = sorted(p for p, r in rows.items() if r["source"] == "carved" and r["mime"] == "application/zip")
+    assert len(carved) == 5
+    for i, zpath in enumerate(carved):
+        assert all(rows[f"{zpath}/{name}"]["container"] == zpath for name in _members(i))
