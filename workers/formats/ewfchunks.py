@@ -1,4 +1,4 @@
-"""E01 (EWF1, EnCase 2-7) chunks read straight from the segment files, decompressed by Python's zlib.
+"""E01 (EWF1, EnCase 2-7) chunks read straight from the segment files, decompressed by zlib(-ng).
 
 Measured on this machine (256 MiB device, ewfacquire ``-c fast``): libewf-python
 20260901 spends ~4.2 CPU-seconds inflating it, whatever the read size (32 KiB to
@@ -32,14 +32,24 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+try:  # zlib-ng: the same zlib streams and errors, inflated ~2x faster than the system zlib (measured here:
+    # 0.20 vs 0.41 CPU-s for a 256 MiB image's chunks); an E01's media is inflated once per read of it
+    from zlib_ng import zlib_ng as _inflater
+except ImportError:  # pragma: no cover - a checkout whose environment predates the dependency
+    _inflater = zlib
+
 log = logging.getLogger(__name__)
 
 EVF1 = b"EVF\x09\x0d\x0a\xff\x00"
 DESCRIPTOR = 76
 #: decompressed chunks kept per image for TSK's small, repeated reads
 CACHE_CHUNKS = 64
-#: threads inflating the chunks of one big read (the image hash reads 4 MiB = 128 chunks at a time)
+#: threads inflating the chunks of one big read (the image hash reads 32 MiB = 1024 chunks at a time)
 INFLATE_THREADS = min(4, os.cpu_count() or 1)
+#: chunks per thread's share at least (1 MiB of media): fewer and a read is inflated on the calling thread
+SHARE_CHUNKS = 32
+#: stored bytes fetched by one pread at most (a few MiB: bounded memory, few system calls)
+SPAN_MAX = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -142,21 +152,45 @@ class EwfChunkMedia:
         return data
 
     def _decode(self, n: int) -> bytes:
-        f, off, stored, compressed = self.map.entries[n]
+        f, off, stored, _ = self.map.entries[n]
+        return self._inflate(n, os.pread(self._fds[f], stored, off))
+
+    def _inflate(self, n: int, raw: bytes | memoryview) -> bytes:
+        """Chunk ``n`` from its stored bytes ``raw``; libewf's answer when they do not decode as they should."""
+        compressed = self.map.entries[n][3]
         want = min(self.map.chunk_size, self.size - n * self.map.chunk_size)
-        raw = os.pread(self._fds[f], stored, off)
         try:
             if compressed:
-                data = zlib.decompress(raw)
+                data = _inflater.decompress(raw)
             else:
-                data, check = raw[:-4], raw[-4:]
+                data, check = bytes(raw[:-4]), bytes(raw[-4:])
                 if zlib.adler32(data).to_bytes(4, "little") != check:
                     raise zlib.error("Adler-32 mismatch")
             if len(data) >= want:
-                return data[:want]
-        except zlib.error:
+                return data if len(data) == want else data[:want]
+        except (zlib.error, _inflater.error):
             pass
         return self._slow(n * self.map.chunk_size, want)  # damaged or unusual: libewf decides what it holds
+
+    def _decode_run(self, first: int, last: int) -> list[bytes]:
+        """Chunks ``first``..``last`` (inclusive), the stored bytes of each stretch that lies back to back in one
+        segment file read with one ``pread``: per chunk, only the inflate and no system call is left."""
+        entries, out = self.map.entries, []
+        n = first
+        while n <= last:
+            f, start, stored, _ = entries[n]
+            end, m = start + stored, n + 1
+            while m <= last and entries[m][0] == f and entries[m][1] == end and entries[m][2] + end - start <= SPAN_MAX:
+                end += entries[m][2]
+                m += 1
+            view = memoryview(os.pread(self._fds[f], end - start, start))
+            pos = 0
+            for k in range(n, m):
+                size = entries[k][2]
+                out.append(self._inflate(k, view[pos:pos + size]))
+                pos += size
+            n = m
+        return out
 
     def _slow(self, offset: int, size: int) -> bytes:
         with self._lock:
@@ -171,16 +205,24 @@ class EwfChunkMedia:
             return b""
         cs = self.map.chunk_size
         first, last = offset // cs, (offset + size - 1) // cs
-        if first == last:
-            start = offset - first * cs
-            return self._chunk(first)[start:start + size]
-        if last - first > 8:  # a big sequential read (the image hash, carving): inflate on several threads
-            parts = list(self._pool().map(self._decode, range(first, last + 1)))
-        else:
-            parts = [self._chunk(n) for n in range(first, last + 1)]
-        data = b"".join(parts)
         start = offset - first * cs
-        return data[start:start + size]
+        if first == last:
+            return self._chunk(first)[start:start + size]
+        # the two edge chunks go through the cache (a neighbouring read, TSK's next block, often shares them);
+        # the inner ones are wholly consumed by this read and are inflated straight from their stored span
+        inner = last - first - 1
+        shares = min(INFLATE_THREADS, inner // SHARE_CHUNKS)
+        if shares > 1:  # a big sequential read (the image hash, a large file): a few threads each inflate one
+            # contiguous share (zlib and pread release the GIL); whole shares, not chunks, are handed over, so
+            # the pool costs a few calls per read instead of one per 32 KiB chunk
+            step = -(-inner // shares)
+            spans = [(a, min(a + step - 1, last - 1)) for a in range(first + 1, last, step)]
+            middle = [c for part in self._pool().map(lambda s: self._decode_run(*s), spans) for c in part]
+        else:
+            middle = self._decode_run(first + 1, last - 1) if inner else []
+        end = offset + size - last * cs
+        # memoryviews of the edges: the one copy is the join's, whether or not the read is chunk-aligned
+        return b"".join([memoryview(self._chunk(first))[start:], *middle, memoryview(self._chunk(last))[:end]])
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
