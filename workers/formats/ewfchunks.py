@@ -153,18 +153,21 @@ class EwfChunkMedia:
 
     def _decode(self, n: int) -> bytes:
         f, off, stored, _ = self.map.entries[n]
-        return self._inflate(n, os.pread(self._fds[f], stored, off))
+        return bytes(self._inflate(n, os.pread(self._fds[f], stored, off)))
 
-    def _inflate(self, n: int, raw: bytes | memoryview) -> bytes:
-        """Chunk ``n`` from its stored bytes ``raw``; libewf's answer when they do not decode as they should."""
+    def _inflate(self, n: int, raw: bytes | memoryview) -> bytes | memoryview:
+        """Chunk ``n`` from its stored bytes ``raw``; libewf's answer when they do not decode as they should.
+
+        A stored (uncompressed) chunk comes back as a view of ``raw`` when ``raw`` is one: a caller that
+        keeps it (the cache) copies it, one that joins it into a read copies it there anyway."""
         compressed = self.map.entries[n][3]
         want = min(self.map.chunk_size, self.size - n * self.map.chunk_size)
         try:
             if compressed:
                 data = _inflater.decompress(raw)
             else:
-                data, check = bytes(raw[:-4]), bytes(raw[-4:])
-                if zlib.adler32(data).to_bytes(4, "little") != check:
+                data, check = raw[:-4], raw[-4:]
+                if _inflater.adler32(data).to_bytes(4, "little") != check:
                     raise zlib.error("Adler-32 mismatch")
             if len(data) >= want:
                 return data if len(data) == want else data[:want]
@@ -172,7 +175,7 @@ class EwfChunkMedia:
             pass
         return self._slow(n * self.map.chunk_size, want)  # damaged or unusual: libewf decides what it holds
 
-    def _decode_run(self, first: int, last: int) -> list[bytes]:
+    def _decode_run(self, first: int, last: int) -> list[bytes | memoryview]:
         """Chunks ``first``..``last`` (inclusive), the stored bytes of each stretch that lies back to back in one
         segment file read with one ``pread``: per chunk, only the inflate and no system call is left."""
         entries, out = self.map.entries, []
