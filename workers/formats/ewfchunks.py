@@ -48,6 +48,12 @@ CACHE_CHUNKS = 64
 INFLATE_THREADS = min(4, os.cpu_count() or 1)
 #: chunks per thread's share at least (1 MiB of media): fewer and a read is inflated on the calling thread
 SHARE_CHUNKS = 32
+#: compressed chunks this small (an all-zero chunk is ~100 bytes) are inflated once per distinct stream and
+#: then looked up: inflating is a pure function of the stream, and a disk's free space is the same few
+#: streams thousands of times (256 MiB device: 3,640 of 8,192 chunks one zero stream, ~0.1 CPU-s a pass)
+MEMO_STORED = 512
+#: distinct small streams remembered per image (each at most one chunk of output)
+MEMO_ENTRIES = 32
 #: stored bytes fetched by one pread at most (a few MiB: bounded memory, few system calls)
 SPAN_MAX = 8 << 20
 
@@ -135,6 +141,7 @@ class EwfChunkMedia:
         self._fallback_open = fallback
         self._fallback = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._memo: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
         self._threads: ThreadPoolExecutor | None = None
 
@@ -163,7 +170,14 @@ class EwfChunkMedia:
         compressed = self.map.entries[n][3]
         want = min(self.map.chunk_size, self.size - n * self.map.chunk_size)
         try:
-            if compressed:
+            if compressed and len(raw) <= MEMO_STORED:
+                key = bytes(raw)
+                data = self._memo.get(key)
+                if data is None:
+                    data = _inflater.decompress(key)
+                    if len(self._memo) < MEMO_ENTRIES:
+                        self._memo[key] = data
+            elif compressed:
                 data = _inflater.decompress(raw)
             else:
                 data, check = raw[:-4], raw[-4:]
