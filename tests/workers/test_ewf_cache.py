@@ -92,6 +92,30 @@ def test_a_damaged_chunk_inside_a_shared_read_reads_as_libewf_reads_it(e01):
         lib.close()
 
 
+def test_a_damaged_zero_chunk_among_many_alike_reads_as_libewf_reads_it(e01):
+    ref, cmap, data = e01
+    zero = bytes(cmap.chunk_size)
+    small = [i for i, (_, _, stored, comp) in enumerate(cmap.entries)
+             if comp and stored <= ewfchunks.MEMO_STORED and data[i * cmap.chunk_size:(i + 1) * cmap.chunk_size] == zero]
+    assert len(small) > 10  # the same stream many times over: remembered after the first
+    n = small[len(small) // 2]
+    _, off, stored, _ = cmap.entries[n]
+    with open(ref.segments[0], "r+b") as fh:
+        fh.seek(off + stored // 2)
+        fh.write(b"\xff\x00\xff")
+    lib = HandleMedia(open_ewf(ref))
+    fast = EwfChunkMedia(cmap, lambda: HandleMedia(open_ewf(ref)))
+    try:
+        assert fast.read(0, ref.size) == lib.read(0, ref.size)  # the damaged stream is not taken for the zeros
+        for i in small:
+            if i != n:
+                assert fast.read(i * cmap.chunk_size, cmap.chunk_size) == zero
+        assert 0 < len(fast._memo) <= ewfchunks.MEMO_ENTRIES
+    finally:
+        fast.close()
+        lib.close()
+
+
 def test_the_image_hash_of_a_multi_segment_e01_is_the_raw_hash_and_its_stored_md5_checks(tmp_path):
     raw = tmp_path / "dev.raw"
     data = _raw(raw)
