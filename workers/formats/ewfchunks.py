@@ -44,13 +44,13 @@ EVF1 = b"EVF\x09\x0d\x0a\xff\x00"
 DESCRIPTOR = 76
 #: decompressed chunks kept per image for TSK's small, repeated reads
 CACHE_CHUNKS = 64
-#: threads inflating the chunks of one big read (the image hash reads 32 MiB = 1024 chunks at a time)
+#: threads inflating the chunks of one big read (the image hash reads 4 MiB = 128 chunks at a time)
 INFLATE_THREADS = min(4, os.cpu_count() or 1)
 #: chunks per thread's share at least (1 MiB of media): fewer and a read is inflated on the calling thread
 SHARE_CHUNKS = 32
 #: compressed chunks this small (an all-zero chunk is ~100 bytes) are inflated once per distinct stream and
 #: then looked up: inflating is a pure function of the stream, and a disk's free space is the same few
-#: streams thousands of times (256 MiB device: 3,640 of 8,192 chunks one zero stream, ~0.1 CPU-s a pass)
+#: streams thousands of times (256 MiB bench device: 3,640 of its 8,192 chunks are one zero stream)
 MEMO_STORED = 512
 #: distinct small streams remembered per image (each at most one chunk of output)
 MEMO_ENTRIES = 32
