@@ -55,8 +55,8 @@ SHARE_CHUNKS = 32
 MEMO_STORED = 512
 #: distinct small streams remembered per image (each at most one chunk of output)
 MEMO_ENTRIES = 32
-#: stored bytes fetched by one pread at most (a few MiB: bounded memory, few system calls)
-SPAN_MAX = 8 << 20
+#: stored bytes fetched by one pread at most: each reading thread's reused buffer (~30-60 chunks a call)
+SPAN_MAX = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,7 @@ class EwfChunkMedia:
         self._fallback = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._memo: dict[bytes, bytes] = {}
+        self._scratch = threading.local()
         self._lock = threading.Lock()
         self._threads: ThreadPoolExecutor | None = None
 
@@ -190,10 +191,16 @@ class EwfChunkMedia:
             pass
         return self._slow(n * self.map.chunk_size, want)  # damaged or unusual: libewf decides what it holds
 
-    def _decode_run(self, first: int, last: int) -> list[bytes | memoryview]:
-        """Chunks ``first``..``last`` (inclusive), the stored bytes of each stretch that lies back to back in one
-        segment file read with one ``pread``: per chunk, only the inflate and no system call is left."""
-        entries, out = self.map.entries, []
+    def _decode_run(self, first: int, last: int, emit: Callable[[int, bytes | memoryview], None]) -> None:
+        """Chunks ``first``..``last`` (inclusive) handed to ``emit(n, data)`` in order. The stored bytes of each
+        stretch that lies back to back in one segment file are read with one ``preadv`` into this thread's
+        reused buffer (no allocation per read: a dask worker runs with ``MALLOC_TRIM_THRESHOLD_`` set, so every
+        allocation over 128 KiB is a fresh mmap whose pages fault in); ``data`` may be a view of that buffer,
+        valid only during the call."""
+        entries = self.map.entries
+        scratch = getattr(self._scratch, "buf", None)
+        if scratch is None:
+            scratch = self._scratch.buf = memoryview(bytearray(SPAN_MAX))
         n = first
         while n <= last:
             f, start, stored, _ = entries[n]
@@ -201,14 +208,30 @@ class EwfChunkMedia:
             while m <= last and entries[m][0] == f and entries[m][1] == end and entries[m][2] + end - start <= SPAN_MAX:
                 end += entries[m][2]
                 m += 1
-            view = memoryview(os.pread(self._fds[f], end - start, start))
+            if end - start > SPAN_MAX:  # one chunk larger than the buffer (not written by any EnCase tool)
+                emit(n, self._decode(n))
+                n += 1
+                continue
+            got = os.preadv(self._fds[f], [scratch[:end - start]], start)
+            view = scratch[:got]  # a short read leaves the tail chunks short: they fail to decode, libewf reads them
             pos = 0
             for k in range(n, m):
                 size = entries[k][2]
-                out.append(self._inflate(k, view[pos:pos + size]))
+                emit(k, self._inflate(k, view[pos:pos + size]))
                 pos += size
             n = m
-        return out
+
+    def _spans(self, first: int, last: int, emit: Callable[[int, bytes | memoryview], None]) -> None:
+        """``_decode_run`` over ``first``..``last``, shared out in contiguous stretches over a few threads when
+        the read is big (zlib and pread release the GIL): a few pool calls per read, not one per 32 KiB chunk."""
+        count = last - first + 1
+        shares = min(INFLATE_THREADS, count // SHARE_CHUNKS)
+        if shares <= 1:
+            self._decode_run(first, last, emit)
+            return
+        step = -(-count // shares)
+        spans = [(a, min(a + step - 1, last)) for a in range(first, last + 1, step)]
+        list(self._pool().map(lambda s: self._decode_run(s[0], s[1], emit), spans))
 
     def _slow(self, offset: int, size: int) -> bytes:
         with self._lock:
@@ -228,19 +251,31 @@ class EwfChunkMedia:
             return self._chunk(first)[start:start + size]
         # the two edge chunks go through the cache (a neighbouring read, TSK's next block, often shares them);
         # the inner ones are wholly consumed by this read and are inflated straight from their stored span
-        inner = last - first - 1
-        shares = min(INFLATE_THREADS, inner // SHARE_CHUNKS)
-        if shares > 1:  # a big sequential read (the image hash, a large file): a few threads each inflate one
-            # contiguous share (zlib and pread release the GIL); whole shares, not chunks, are handed over, so
-            # the pool costs a few calls per read instead of one per 32 KiB chunk
-            step = -(-inner // shares)
-            spans = [(a, min(a + step - 1, last - 1)) for a in range(first + 1, last, step)]
-            middle = [c for part in self._pool().map(lambda s: self._decode_run(*s), spans) for c in part]
-        else:
-            middle = self._decode_run(first + 1, last - 1) if inner else []
+        middle: dict[int, bytes] = {}
+        if last - first > 1:
+            self._spans(first + 1, last - 1, lambda k, d: middle.__setitem__(k, bytes(d)))
         end = offset + size - last * cs
         # memoryviews of the edges: the one copy is the join's, whether or not the read is chunk-aligned
-        return b"".join([memoryview(self._chunk(first))[start:], *middle, memoryview(self._chunk(last))[:end]])
+        return b"".join([memoryview(self._chunk(first))[start:], *(middle[k] for k in range(first + 1, last)),
+                         memoryview(self._chunk(last))[:end]])
+
+    def readinto(self, offset: int, buf: memoryview) -> int:
+        """Media bytes from ``offset`` straight into ``buf`` (the image hash's reused ring buffers), every chunk
+        decoded into place: no allocation per block. Returns the bytes written."""
+        size = max(0, min(len(buf), self.size - offset))
+        if size == 0:
+            return 0
+        cs = self.map.chunk_size
+        first, last = offset // cs, (offset + size - 1) // cs
+        lead = offset - first * cs
+
+        def put(k: int, data: bytes | memoryview) -> None:
+            at = (k - first) * cs - lead  # where chunk k's first byte goes (negative: before the buffer)
+            lo, hi = max(0, -at), min(len(data), size - at)
+            buf[at + lo:at + hi] = data[lo:hi]
+
+        self._spans(first, last, put)
+        return size
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
