@@ -75,6 +75,25 @@ def test_big_and_unaligned_reads_give_the_raw_bytes(e01, monkeypatch):
         media.close()
 
 
+def test_readinto_decodes_into_the_callers_buffer_as_read_does(e01, monkeypatch):
+    ref, cmap, data = e01
+    monkeypatch.setattr(ewfchunks, "SPAN_MAX", 100_000)  # the reused per-thread buffer refilled many times
+    media = EwfChunkMedia(cmap, lambda: HandleMedia(open_ewf(ref)))
+    try:
+        rnd = random.Random(5)
+        cs = cmap.chunk_size
+        for n in [1, cs, 3 * cs + 17, 70 * cs, 200 * cs + 3]:
+            buf = bytearray(b"\xaa" * n)
+            for _ in range(5):
+                o = rnd.randrange(ref.size)
+                got = media.readinto(o, memoryview(buf))
+                want = data[o:o + n]
+                assert got == len(want) and bytes(buf[:got]) == want, (o, n)
+        assert media.readinto(ref.size, memoryview(bytearray(10))) == 0
+    finally:
+        media.close()
+
+
 def test_a_damaged_chunk_inside_a_shared_read_reads_as_libewf_reads_it(e01):
     ref, cmap, _ = e01
     n = next(i for i in range(150, CHUNKS) if cmap.entries[i][3])  # a compressed chunk in a middle share
@@ -87,6 +106,8 @@ def test_a_damaged_chunk_inside_a_shared_read_reads_as_libewf_reads_it(e01):
     try:
         assert fast.read(0, ref.size) == lib.read(0, ref.size)
         assert fast.read(5 * 32768 + 9, 250 * 32768) == lib.read(5 * 32768 + 9, 250 * 32768)
+        buf = bytearray(ref.size)
+        assert fast.readinto(0, memoryview(buf)) == ref.size and buf == lib.read(0, ref.size)
     finally:
         fast.close()
         lib.close()
