@@ -44,7 +44,7 @@ EVF1 = b"EVF\x09\x0d\x0a\xff\x00"
 DESCRIPTOR = 76
 #: decompressed chunks kept per image for TSK's small, repeated reads
 CACHE_CHUNKS = 64
-#: threads inflating the chunks of one big read (the image hash reads 4 MiB = 128 chunks at a time)
+#: threads inflating the chunks of one big read (the image hash decodes 32 MiB = 1024 chunks at a time)
 INFLATE_THREADS = min(4, os.cpu_count() or 1)
 #: chunks per thread's share at least (1 MiB of media): fewer and a read is inflated on the calling thread
 SHARE_CHUNKS = 32
