@@ -5,17 +5,24 @@ Run on demand (pytest does not collect tests/benchmarks); prints figures, assert
     .venv/bin/python tests/benchmarks/bench_formats.py                  # the 2 GiB device of bench_run.py
     .venv/bin/python tests/benchmarks/bench_formats.py --size-gib 0.25  # a quick look
     .venv/bin/python tests/benchmarks/bench_formats.py --size-gib 0.25 --formats e01 --repeat 1  # one format
+    .venv/bin/python tests/benchmarks/bench_formats.py --size-gib 0.25 --inline   # + CPU per task kind
 
 The device is bench_run.py's (corpus.build_image, cached in --workdir); each container is made from it by
 the tool that writes it in the field (qemu-img convert; ewfacquire, fast compression) and cached beside it.
 One warm cluster; for each format: the whole run (carving as configured, best of --repeat) and the image
 hash task alone (the one sequential task, where decoding shows most). Target: each <= 1.2x raw.
-Every timed window also reports the CPU other processes took meanwhile (the machine may be shared).
+Every timed window also reports the CPU seconds this benchmark's processes took (client + workers: what an
+idle machine would spend, whatever the load) and the CPU other processes took meanwhile (the machine may be
+shared), and the workers' peak RSS over all runs (budget: 1 GiB, flat as the image grows). The repeats are
+rounds over every format in turn, so a change in the machine's load falls on all of them alike.
+``--inline`` also runs each format's graph task by task in this process (inline.py, no cluster) and prints
+the CPU seconds per task kind: where a container's extra time goes, unaffected by other load's timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1729)
     ap.add_argument("--formats", nargs="*", choices=sorted(CONTAINERS), default=None,
                     help="containers to compare with raw (default: all)")
+    ap.add_argument("--inline", action="store_true", help="also: CPU seconds per task kind, each format run inline")
     args = ap.parse_args(argv)
 
     from triage.cluster.connect import connect
@@ -78,28 +86,58 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.workdir / "runs" / f"formats-{spec.key}-{time.strftime('%Y%m%dT%H%M%S')}"
     results: dict[str, dict] = {}
     with connect(workers=WORKERS) as client:
+        pids = list(client.run(os.getpid).values())
         run_image(raw, runs / "warm", client)
-        for name, image in images.items():
-            walls, loads, media = [], [], []
-            for i in range(args.repeat):
-                with probes.Load() as load:
-                    res = run_image(image, runs / f"{name}-{i}", client)
-                walls.append(load.wall)
-                loads.append(load)
-                ref = identify(image)
-                with probes.Load() as mload:
-                    client.submit(hash_media, ref, pure=False).result()
-                media.append(mload.wall)
-            results[name] = {"wall": min(walls), "media": min(media), "load": loads[walls.index(min(walls))],
-                             "sha256": res.summary["image"]["sha256"], "entries": res.summary["files"]["entries"]}
+        per: dict[str, dict[str, list]] = {n: {"loads": [], "mcpu": [], "media": []} for n in images}
+        with probes.RssSampler(pids) as rss:  # peak over all runs (the formats share the workers)
+            for i in range(args.repeat):  # rounds over every format, so a change in the machine's load hits all
+                for name, image in images.items():
+                    with probes.Load() as load:
+                        res = run_image(image, runs / f"{name}-{i}", client)
+                    ref = identify(image)
+                    with probes.Load() as mload:
+                        client.submit(hash_media, ref, pure=False).result()
+                    r = per[name]
+                    r["loads"].append(load)
+                    r["media"].append(mload.wall)
+                    r["mcpu"].append(mload.ours)
+                    r["summary"] = res.summary
+        peak = max([v for v in rss.hwm().values() if v] + list(rss.sampled.values()), default=0)
+        for name, r in per.items():
+            best = min(r["loads"], key=lambda x: x.wall)
+            results[name] = {"wall": best.wall, "media": min(r["media"]), "load": best,
+                             "cpu": min(x.ours for x in r["loads"]), "mcpu": min(r["mcpu"]), "rss": peak,
+                             "sha256": r["summary"]["image"]["sha256"], "entries": r["summary"]["files"]["entries"]}
     base = results["raw"]
-    print(f"\n{'format':8} {'run s':>8} {'x raw':>6} {'hash s':>8} {'x raw':>6}  rows     same image hash")
+    print(f"\n{'format':8} {'run s':>7} {'x raw':>6} {'CPU s':>7} {'x raw':>6} {'hash s':>7} {'x raw':>6} "
+          f"{'CPU s':>6} {'x raw':>6} {'RSS MiB':>8}  rows  same image hash")
     for name, r in results.items():
-        print(f"{name:8} {r['wall']:8.2f} {r['wall'] / base['wall']:6.2f} {r['media']:8.2f} "
-              f"{r['media'] / base['media']:6.2f}  {r['entries']:<8} {r['sha256'] == base['sha256']}   "
-              f"{r['load'].note()}")
-    print("target: each container's run <= 1.2x raw")
+        print(f"{name:8} {r['wall']:7.2f} {r['wall'] / base['wall']:6.2f} {r['cpu']:7.2f} {r['cpu'] / base['cpu']:6.2f} "
+              f"{r['media']:7.2f} {r['media'] / base['media']:6.2f} {r['mcpu']:6.2f} {r['mcpu'] / base['mcpu']:6.2f} "
+              f"{r['rss'] / (1 << 20):8.0f}  {r['entries']:<5} {r['sha256'] == base['sha256']}   {r['load'].note()}")
+    print("run s: best wall of --repeat runs; CPU s: least CPU seconds of this benchmark's processes in a run "
+          "(workers + client, all threads); hash s / CPU s: the image hash task alone. "
+          "RSS: the workers' peak over all runs.")
+    print("target: each container's run <= 1.2x raw (wall)")
+    if args.inline:
+        print_inline(images, runs)
     return 0
+
+
+def print_inline(images: dict[str, Path], runs: Path) -> None:
+    """CPU seconds per task kind of each format's graph run inline (after one warming run of each)."""
+    import inline
+
+    cpu: dict[str, dict[str, float]] = {}
+    for name, image in images.items():
+        inline.run_inline(image, runs / f"inline-{name}-warm")
+        client, _, totals = inline.run_inline(image, runs / f"inline-{name}")
+        cpu[name] = {**client.cpu, "total": totals["cpu"]}
+    kinds = sorted({k for c in cpu.values() for k in c if k != "total"}, key=lambda k: -cpu["raw"].get(k, 0.0))
+    print(f"\nCPU s per task kind, run inline (under cProfile){'':4}" + "".join(f"{n:>9}" for n in cpu))
+    for k in [*kinds, "total"]:
+        print(f"  {k:44}" + "".join(f"{c.get(k, 0.0):9.2f}" for c in cpu.values()))
+    print(f"  {'total x raw':44}" + "".join(f"{c['total'] / cpu['raw']['total']:9.2f}" for c in cpu.values()))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""E01 (EWF1, EnCase 2-7) chunks read straight from the segment files, decompressed by Python's zlib.
+"""E01 (EWF1, EnCase 2-7) chunks read straight from the segment files, decompressed by zlib(-ng).
 
 Measured on this machine (256 MiB device, ewfacquire ``-c fast``): libewf-python
 20260901 spends ~4.2 CPU-seconds inflating it, whatever the read size (32 KiB to
@@ -32,14 +32,31 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+try:  # zlib-ng: the same zlib streams and errors, inflated ~2x faster than the system zlib (measured here:
+    # 0.20 vs 0.41 CPU-s for a 256 MiB image's chunks); an E01's media is inflated once per read of it
+    from zlib_ng import zlib_ng as _inflater
+except ImportError:  # pragma: no cover - a checkout whose environment predates the dependency
+    _inflater = zlib
+
 log = logging.getLogger(__name__)
 
 EVF1 = b"EVF\x09\x0d\x0a\xff\x00"
 DESCRIPTOR = 76
 #: decompressed chunks kept per image for TSK's small, repeated reads
 CACHE_CHUNKS = 64
-#: threads inflating the chunks of one big read (the image hash reads 4 MiB = 128 chunks at a time)
+#: threads inflating the chunks of one big read (the image hash decodes 32 MiB = 1024 chunks at a time)
 INFLATE_THREADS = min(4, os.cpu_count() or 1)
+#: chunks per thread's share at least (1 MiB of media): fewer and a read is inflated on the calling thread
+SHARE_CHUNKS = 32
+#: compressed chunks this small (an all-zero chunk is ~100 bytes) are inflated once per distinct stream and
+#: then looked up: inflating is a pure function of the stream, and a disk's free space is the same few
+#: streams thousands of times (256 MiB bench device: 3,640 of its 8,192 chunks are one zero stream, inflated
+#: in 0.105 CPU-s, looked up in 0.002)
+MEMO_STORED = 512
+#: distinct small streams remembered per image (each at most one chunk of output)
+MEMO_ENTRIES = 32
+#: stored bytes fetched by one pread at most: each reading thread's reused buffer (~30-60 chunks a call)
+SPAN_MAX = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,8 @@ class EwfChunkMedia:
         self._fallback_open = fallback
         self._fallback = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._memo: dict[bytes, bytes] = {}
+        self._scratch = threading.local()
         self._lock = threading.Lock()
         self._threads: ThreadPoolExecutor | None = None
 
@@ -142,21 +161,77 @@ class EwfChunkMedia:
         return data
 
     def _decode(self, n: int) -> bytes:
-        f, off, stored, compressed = self.map.entries[n]
+        f, off, stored, _ = self.map.entries[n]
+        return bytes(self._inflate(n, os.pread(self._fds[f], stored, off)))
+
+    def _inflate(self, n: int, raw: bytes | memoryview) -> bytes | memoryview:
+        """Chunk ``n`` from its stored bytes ``raw``; libewf's answer when they do not decode as they should.
+
+        A stored (uncompressed) chunk comes back as a view of ``raw`` when ``raw`` is one: a caller that
+        keeps it (the cache) copies it, one that joins it into a read copies it there anyway."""
+        compressed = self.map.entries[n][3]
         want = min(self.map.chunk_size, self.size - n * self.map.chunk_size)
-        raw = os.pread(self._fds[f], stored, off)
         try:
-            if compressed:
-                data = zlib.decompress(raw)
+            if compressed and len(raw) <= MEMO_STORED:
+                key = bytes(raw)
+                data = self._memo.get(key)
+                if data is None:
+                    data = _inflater.decompress(key)
+                    if len(self._memo) < MEMO_ENTRIES:
+                        self._memo[key] = data
+            elif compressed:
+                data = _inflater.decompress(raw)
             else:
                 data, check = raw[:-4], raw[-4:]
-                if zlib.adler32(data).to_bytes(4, "little") != check:
+                if _inflater.adler32(data).to_bytes(4, "little") != check:
                     raise zlib.error("Adler-32 mismatch")
             if len(data) >= want:
-                return data[:want]
-        except zlib.error:
+                return data if len(data) == want else data[:want]
+        except (zlib.error, _inflater.error):
             pass
         return self._slow(n * self.map.chunk_size, want)  # damaged or unusual: libewf decides what it holds
+
+    def _decode_run(self, first: int, last: int, emit: Callable[[int, bytes | memoryview], None]) -> None:
+        """Chunks ``first``..``last`` (inclusive) handed to ``emit(n, data)`` in order. The stored bytes of each
+        stretch that lies back to back in one segment file are read with one ``preadv`` into this thread's
+        reused buffer (no allocation per read: a dask worker runs with ``MALLOC_TRIM_THRESHOLD_`` set, so every
+        allocation over 128 KiB is a fresh mmap whose pages fault in); ``data`` may be a view of that buffer,
+        valid only during the call."""
+        entries = self.map.entries
+        scratch = getattr(self._scratch, "buf", None)
+        if scratch is None:
+            scratch = self._scratch.buf = memoryview(bytearray(SPAN_MAX))
+        n = first
+        while n <= last:
+            f, start, stored, _ = entries[n]
+            end, m = start + stored, n + 1
+            while m <= last and entries[m][0] == f and entries[m][1] == end and entries[m][2] + end - start <= SPAN_MAX:
+                end += entries[m][2]
+                m += 1
+            if end - start > SPAN_MAX:  # one chunk larger than the buffer (not written by any EnCase tool)
+                emit(n, self._decode(n))
+                n += 1
+                continue
+            got = os.preadv(self._fds[f], [scratch[:end - start]], start)
+            view = scratch[:got]  # a short read leaves the tail chunks short: they fail to decode, libewf reads them
+            pos = 0
+            for k in range(n, m):
+                size = entries[k][2]
+                emit(k, self._inflate(k, view[pos:pos + size]))
+                pos += size
+            n = m
+
+    def _spans(self, first: int, last: int, emit: Callable[[int, bytes | memoryview], None]) -> None:
+        """``_decode_run`` over ``first``..``last``, shared out in contiguous stretches over a few threads when
+        the read is big (zlib and pread release the GIL): a few pool calls per read, not one per 32 KiB chunk."""
+        count = last - first + 1
+        shares = min(INFLATE_THREADS, count // SHARE_CHUNKS)
+        if shares <= 1:
+            self._decode_run(first, last, emit)
+            return
+        step = -(-count // shares)
+        spans = [(a, min(a + step - 1, last)) for a in range(first, last + 1, step)]
+        list(self._pool().map(lambda s: self._decode_run(s[0], s[1], emit), spans))
 
     def _slow(self, offset: int, size: int) -> bytes:
         with self._lock:
@@ -171,16 +246,36 @@ class EwfChunkMedia:
             return b""
         cs = self.map.chunk_size
         first, last = offset // cs, (offset + size - 1) // cs
-        if first == last:
-            start = offset - first * cs
-            return self._chunk(first)[start:start + size]
-        if last - first > 8:  # a big sequential read (the image hash, carving): inflate on several threads
-            parts = list(self._pool().map(self._decode, range(first, last + 1)))
-        else:
-            parts = [self._chunk(n) for n in range(first, last + 1)]
-        data = b"".join(parts)
         start = offset - first * cs
-        return data[start:start + size]
+        if first == last:
+            return self._chunk(first)[start:start + size]
+        # the two edge chunks go through the cache (a neighbouring read, TSK's next block, often shares them);
+        # the inner ones are wholly consumed by this read and are inflated straight from their stored span
+        middle: dict[int, bytes] = {}
+        if last - first > 1:
+            self._spans(first + 1, last - 1, lambda k, d: middle.__setitem__(k, bytes(d)))
+        end = offset + size - last * cs
+        # memoryviews of the edges: the one copy is the join's, whether or not the read is chunk-aligned
+        return b"".join([memoryview(self._chunk(first))[start:], *(middle[k] for k in range(first + 1, last)),
+                         memoryview(self._chunk(last))[:end]])
+
+    def readinto(self, offset: int, buf: memoryview) -> int:
+        """Media bytes from ``offset`` straight into ``buf`` (the image hash's reused ring buffers), every chunk
+        decoded into place: no allocation per block. Returns the bytes written."""
+        size = max(0, min(len(buf), self.size - offset))
+        if size == 0:
+            return 0
+        cs = self.map.chunk_size
+        first, last = offset // cs, (offset + size - 1) // cs
+        lead = offset - first * cs
+
+        def put(k: int, data: bytes | memoryview) -> None:
+            at = (k - first) * cs - lead  # where chunk k's first byte goes (negative: before the buffer)
+            lo, hi = max(0, -at), min(len(data), size - at)
+            buf[at + lo:at + hi] = data[lo:hi]
+
+        self._spans(first, last, put)
+        return size
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
