@@ -60,6 +60,12 @@ def _drive(run: ImageRun) -> list[str]:
     return kinds
 
 
+def _carved_zips(out: Path) -> tuple[dict[str, dict], list[str]]:
+    """The run's rows by path, and the paths of the carved zips in image order."""
+    rows = {r["path"]: r for r in pq.read_table(out / "files.parquet").to_pylist()}
+    return rows, sorted(p for p, r in rows.items() if r["source"] == "carved" and r["mime"] == "application/zip")
+
+
 def test_one_expand_task_per_chunk_with_every_member(tmp_path: Path) -> None:
     _disk(tmp_path / "disk.img", [zip_bytes(_members(i)) for i in range(4)])
     run = ImageRun(tmp_path / "disk.img", tmp_path / "out", carve="all", home=tmp_path / "home")
@@ -67,8 +73,7 @@ def test_one_expand_task_per_chunk_with_every_member(tmp_path: Path) -> None:
     assert kinds.count("carve") == 1
     assert kinds.count("expand-batch") == 1 and "expand" not in kinds
     finalize(run)
-    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out" / "files.parquet").to_pylist()}
-    carved = sorted(p for p, r in rows.items() if r["source"] == "carved" and r["mime"] == "application/zip")
+    rows, carved = _carved_zips(tmp_path / "out")
     assert len(carved) == 4
     for i, zpath in enumerate(carved):
         for name in _members(i):
@@ -84,8 +89,7 @@ def test_a_corrupt_archive_of_the_batch_costs_the_others_nothing(tmp_path: Path)
     run = ImageRun(tmp_path / "disk.img", tmp_path / "out", carve="all", home=tmp_path / "home")
     assert _drive(run).count("expand-batch") == 1
     finalize(run)
-    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out" / "files.parquet").to_pylist()}
-    carved = sorted(p for p, r in rows.items() if r["source"] == "carved" and r["mime"] == "application/zip")
+    rows, carved = _carved_zips(tmp_path / "out")
     assert len(carved) == 4
     assert rows[carved[1]]["status"].startswith("archive not fully expanded: member zeros.bin declares ratio")
     broken = rows[f"{carved[3]}/broken.txt"]
@@ -146,8 +150,7 @@ def test_a_chunk_dense_with_archives_gets_several_bounded_batches(tmp_path: Path
     run = ImageRun(tmp_path / "disk.img", tmp_path / "out", carve="all", home=tmp_path / "home")
     assert _drive(run).count("expand-batch") == 3
     finalize(run)
-    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out" / "files.parquet").to_pylist()}
-    carved = sorted(p for p, r in rows.items() if r["source"] == "carved" and r["mime"] == "application/zip")
+    rows, carved = _carved_zips(tmp_path / "out")
     assert len(carved) == 5
     for i, zpath in enumerate(carved):
         assert all(rows[f"{zpath}/{name}"]["container"] == zpath for name in _members(i))

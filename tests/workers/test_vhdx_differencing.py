@@ -18,24 +18,11 @@ import pytest
 from triage.rules.errors import ImageError
 from triage.workers.image import identify, iter_media, open_image
 from triage_test_fixtures import virtual
+from triage_test_fixtures.checksums import crc32c
 
 MIB = 1 << 20
 BLOCK = MIB
 pytestmark = pytest.mark.skipif(not virtual.have_qemu_img(), reason="qemu-img not installed")
-
-_CRC_TABLE = []
-for _n in range(256):
-    _c = _n
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC_TABLE.append(_c)
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 def _with_crc(buf: bytearray) -> bytes:
