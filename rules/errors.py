@@ -62,3 +62,9 @@ class ClusterError(TriageError):
     """No Dask cluster could be started or reached."""
 
     exit_code = 5
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line, ``Type: message`` with its whitespace folded: how a failed task is named
+    in a status, whether the control plane saw the task fail or a worker caught it inside a batch."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"

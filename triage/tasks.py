@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pyarrow as pa
 
 from triage import archiveplan
-from triage.rules.errors import ImageError, TriageError
+from triage.rules.errors import ImageError, TriageError, describe
 from triage.rules.registry import Registry
 from triage.workers.archives import expand_archive, expand_archives
 from triage.workers.carving import carve_chunk
@@ -84,10 +84,6 @@ class TaskKind:
 
 
 KINDS: Registry[TaskKind] = Registry("task kind")
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 @KINDS.register("media", instance=True)

@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from triage.rules.errors import FilesystemError, TriageError
+from triage.rules.errors import FilesystemError, TriageError, describe
 from triage.workers.archives.base import ArchiveLimit
 from triage.workers.archives.expand import Expander
 from triage.workers.archives.limits import ArchiveLimits
@@ -160,11 +160,10 @@ def expand_archives(batch: ArchiveBatch) -> pa.Table:
         try:
             rows = expand_archive(ref)
         except Exception as exc:  # noqa: BLE001 - one archive's bug must not cost the others their members
-            why = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             exp = Expander(ref.options, ref.limits, ref.partition, ref.deleted)
             exp.rows.add(partition=ref.partition, path=ref.path, name="", inode=0, type="-/-", size=0,
                          deleted=ref.deleted, source=ARCHIVE_STATUS,
-                         status=f"archive not expanded: expand task failed: {why}")
+                         status=f"archive not expanded: expand task failed: {describe(exc)}")
             rows = exp.batch(None)
         table = pa.Table.from_batches([rows])
         tables.append(table.append_column(BATCH_NAME, pa.array([name] * table.num_rows, type=pa.string())))
