@@ -27,6 +27,7 @@ from dataclasses import replace
 
 from triage.rules.errors import FilesystemError
 from triage.workers.formats import RegionFile, oneline
+from triage.workers.vss import VSS_BASE
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def expand(parts: list, read: Reader, image_size: int) -> list:
 
 def volume_number(index: int) -> int | None:
     """Which volume of its container an index names, or None when it is not an APFS volume's."""
-    return (index - APFS_BASE) % 100 if index >= APFS_BASE else None
+    return (index - APFS_BASE) % 100 if APFS_BASE <= index < VSS_BASE else None
 
 
 class _Entry:

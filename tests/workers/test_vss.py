@@ -138,3 +138,15 @@ def test_fold_marks_snapshot_rows_and_drops_what_the_live_volume_holds():
     got = {(r["partition"], r["path"]): r["source"] for r in fold_snapshots(table).to_pylist()}
     assert got == {(2, "docs.zip"): "allocated", (2, "docs.zip/a.txt"): "archive member",
                    (s1, "ledger.txt"): "vss:1", (2, "ledger.txt"): "allocated", (2, "renamed.txt"): "allocated"}
+
+
+def test_a_snapshot_index_is_no_other_layers_index():
+    """Volume indexes encode their layer (LVM, APFS, VSS bases): a snapshot's is neither an APFS volume's
+    nor an LV's, whatever order the readers are asked in."""
+    from triage.workers import apfs, lvm
+    from triage.workers.vss import snapshot_index, store_number
+
+    for parent, n in ((2, 0), (5, 3), (apfs.APFS_BASE + 101, 1)):
+        index = snapshot_index(parent, n)
+        assert store_number(index) == n
+        assert apfs.volume_number(index) is None and lvm.lv_number(index) is None
