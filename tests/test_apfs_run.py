@@ -43,6 +43,7 @@ def test_volumes_show_disk_partition_container_and_volume(mac_run):
         ("001", "gpt", "meta", None)
     assert container["start"] == disk.container_sector * 512 and container["length"] == disk.container_bytes
     assert "APFS container (volumes: Macintosh HD, Data)" in container["description"]
+    assert not container["description"].startswith(":")  # a GPT entry without a name adds no empty prefix
     volumes = [v for v in vols if v["layer"] == "apfs-volume"]
     assert [(v["slot"], v["parent"], v["index"], v["filesystem"], v["status"], v["volume_system"], v["files"])
             for v in volumes] == [

@@ -93,7 +93,7 @@ def expand(parts: list, read: Reader, image_size: int) -> list:
         vols = _volumes(read, p.start, min(p.length, image_size - p.start))
         names = ", ".join(v[0] for v in vols) or "none readable"
         out.append(replace(p, flags="meta", layer="apfs-container",
-                           description=f"{p.description}: APFS container (volumes: {names})"))
+                           description=f"{p.description + ': ' if p.description else ''}APFS container (volumes: {names})"))
         for n, (name, ident, size, locked) in enumerate(vols):
             added.append(replace(p, index=APFS_BASE + 100 * p.index + n, slot=f"apfs:{name}", length=size,
                                  flags="alloc", volume_system="apfs", parent=p.index, layer="apfs-volume",
