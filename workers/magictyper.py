@@ -156,6 +156,7 @@ class Typer:
         self._handles: dict[int, _Handle] = {}                     # database id -> handle
         self._borrow: dict[int, int] = {}
         self.loads = self.borrowed = 0
+        self._last: tuple[bytes, int] | None = None                  # the last buffer and its database id
 
     def present(self, head: bytes) -> frozenset[int]:
         """Indices of the literals ``head`` contains (case-folded ones in any case)."""
@@ -194,7 +195,15 @@ class Typer:
         return self._kept[ident]
 
     def __call__(self, head: bytes, flags: int = 0) -> str:
-        return self._handle(self.database(head))(head, flags)
+        # the description and then the MIME type of one buffer: its class is worked out once (the
+        # same bytes object; bytes are immutable, so the same object is the same content)
+        last = self._last
+        if last is not None and last[0] is head:
+            ident = last[1]
+        else:
+            ident = self.database(head)
+            self._last = (head, ident)
+        return self._handle(ident)(head, flags)
 
     def _handle(self, ident: int) -> _Handle:
         """The loaded database for class ``ident``, or the smallest loaded one keeping all its groups.

@@ -199,6 +199,24 @@ def test_a_text_file_is_typed_without_most_of_the_database(samples: dict[str, by
     assert typer(cpp) == magic_type(cpp)[1] and "C++" in typer(cpp)
 
 
+def test_a_buffers_class_is_worked_out_once_for_both_calls(samples: dict[str, bytes]) -> None:
+    """The description and then the MIME type of one buffer cost one class lookup (literal scan and
+    all), not two; a different buffer, even with equal bytes, is looked up again and answered as
+    itself."""
+    from triage.workers import magictyper
+
+    typer = magictyper.typer()
+    looked: list[bytes] = []
+    lookup = typer.database
+    typer.database = lambda head: looked.append(head) or lookup(head)  # count the lookups (instance attribute)
+    jpeg, text = samples["jpeg"], samples["ascii"]
+    pairs = [(typer(b), typer(b, magictyper.MIME_TYPE)) for b in (jpeg, text, bytes(bytearray(jpeg)))]
+    assert len(looked) == 3                                   # one per buffer object, not one per call
+    assert pairs[0] == pairs[2] == magic_type(jpeg)[::-1]
+    assert pairs[1] == magic_type(text)[::-1]
+    assert typer(text, magictyper.MIME_TYPE) == "text/plain" and typer(jpeg) == pairs[0][0] and len(looked) == 5
+
+
 @pytest.mark.parametrize(("rx", "clause"), [
     (rb"^[[:space:]]*(class|module)[[:space:]][A-Z]", (b"class", b"module")),
     (rb"typeof.*[!=]==", (b"typeof",)),
