@@ -15,7 +15,9 @@ CPU per picture and the bit distance to imagehash's full-decode pHash):
 * Only what the 32x32 reduction needs is decoded where a decoder can scale:
   JPEGs are decoded by libjpeg at 1/2, 1/4 or 1/8 scale straight to grey
   (``draft``: the DCT scaling skips most of the inverse transform and all colour
-  conversion). PNG, GIF and the rest have no reduced-size decoder.
+  conversion). PNG, GIF and the rest have no reduced-size decoder; 8-bit grey,
+  RGB and RGBA PNGs are decoded by libspng (``pyspng``), ~1.7x cheaper than
+  Pillow with the same pixels (PNG is lossless, so the hash is unchanged).
 * The DCT is two small matrix products with a precomputed 8x32 cosine basis
   (only the 8 lowest frequencies are ever used), not two full FFT-based DCTs
   through scipy and imagehash's wrappers; a worker no longer imports scipy.
@@ -44,6 +46,11 @@ CPU per picture and the bit distance to imagehash's full-decode pHash):
   would only shorten wall time (Pillow releases the GIL), not the CPU per picture.
   As it is, the hash equals imagehash's for every non-JPEG picture (within float
   rounding) and is a bit or two from it for JPEGs.
+* The floor: bench_phash.py also times what no decoder can skip, a JPEG's
+  entropy decoding (libjpeg-turbo at 1/8 scale, one DC value per block) and a
+  PNG's inflate (zlib-ng). On the run benchmark's mix that alone is ~2.3 CPU ms
+  per picture, ~2.5x the 0.9 ms issue #11's 5x asked for: no hash that decodes
+  the pictures reaches it; this one costs ~1.4x the floor.
 
 Decoding is bounded: an image whose header declares more than ``max_pixels``
 is refused before any pixel is decoded (a decompression bomb costs nothing).
@@ -51,6 +58,7 @@ is refused before any pixel is decoded (a decompression bomb costs nothing).
 
 from __future__ import annotations
 
+import io
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
@@ -137,6 +145,45 @@ def reduce_image(image: Image.Image) -> np.ndarray:
     return np.asarray(grey)
 
 
+def _png_pixels(image: Image.Image, source: str | Path | BinaryIO) -> Image.Image | None:
+    """The pixels of an 8-bit grey, RGB or RGBA PNG decoded by libspng (``pyspng``), as a Pillow image
+    in the mode Pillow gives it, or None where Pillow decodes (any other PNG, or one libspng refuses).
+
+    PNG is lossless, so both decoders give the same pixels and the hash is unchanged bit for bit
+    (tests/rules/test_phash.py compares them); libspng's unfiltering is vectorised where Pillow's is
+    a byte loop, which makes the decode ~1.7x cheaper (bench_phash.py). Palettes, 1/2/4/16-bit
+    samples and a tRNS colour are left to Pillow, whose conversions of them are the reference.
+    """
+    if image.format != "PNG" or image.mode not in _SPNG_MODES or "transparency" in image.info:
+        return None
+    try:
+        import pyspng
+    except ImportError:       # an optional speed-up: Pillow decodes the same pixels
+        return None
+    if isinstance(source, io.BytesIO):
+        data = source.getvalue()
+    elif isinstance(source, (str, Path)):
+        data = Path(source).read_bytes()
+    else:
+        source.seek(0)
+        data = source.read()
+    # IHDR: bit depth and colour type (0 grey, 2 RGB, 6 RGBA), the only ones taken here
+    if data[12:16] != b"IHDR" or data[24] != 8 or _SPNG_MODES.get(image.mode) != data[25]:
+        return None
+    try:
+        pixels = pyspng.load(data)
+    except Exception:  # noqa: BLE001 - libspng's refusal (RuntimeError/ValueError): Pillow says why
+        return None
+    width, height = image.size
+    if pixels.dtype != np.uint8 or pixels.shape[:2] != (height, width):
+        return None
+    return Image.fromarray(pixels, image.mode)
+
+
+#: Pillow modes libspng decodes to the same pixels, with the PNG colour type each comes from
+_SPNG_MODES = {"L": 0, "RGB": 2, "RGBA": 6}
+
+
 def phash_file(source: str | Path | BinaryIO, max_pixels: int | None = None) -> str:
     """The 16-hex-digit phash of an image file (a path or a binary file object)."""
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
@@ -149,7 +196,8 @@ def phash_file(source: str | Path | BinaryIO, max_pixels: int | None = None) -> 
             if width * height > limit:
                 raise DecompressionBombError(f"{label}: decompression bomb: {width}x{height} pixels is over "
                                              f"the limit of {limit}")
-            return phash_pixels(reduce_image(image))
+            decoded = _png_pixels(image, source)
+            return phash_pixels(reduce_image(image if decoded is None else decoded))
     except ImageHashError:
         raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

@@ -80,3 +80,68 @@ def test_jpeg_is_decoded_at_reduced_scale() -> None:
     with Image.open(io.BytesIO(data)) as image:
         assert reduce_image(image).shape == (32, 32)
         assert image.size == (1024 // 8, 1024 // 8) == (DRAFT_SIDE, DRAFT_SIDE) and image.mode == "L"
+
+
+def _png_kinds() -> dict[str, bytes]:
+    """PNGs of every colour type and depth, interlaced and not, and one with a tRNS colour."""
+    import zlib
+
+    rgb = scene(7).resize((300, 220), Image.Resampling.BICUBIC)
+    out: dict[str, Image.Image | tuple] = {
+        "rgb": rgb, "rgba": rgb.convert("RGBA"), "grey": rgb.convert("L"), "palette": rgb.convert("P"),
+        "grey-alpha": rgb.convert("LA"), "grey-16": rgb.convert("I;16"), "bilevel": rgb.convert("1"),
+    }
+    kinds = {}
+    for name, image in out.items():
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        kinds[name] = buf.getvalue()
+    buf = io.BytesIO()
+    rgb.save(buf, "PNG", transparency=(1, 2, 3))
+    kinds["rgb-trns"] = buf.getvalue()
+    # Adam7 interlacing (Pillow cannot write it): recompress the rows in the seven passes' order
+    pixels = np.asarray(rgb)
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b"".join(b"".join(b"\0" + row.tobytes() for row in pixels[y0::dy, x0::dx])
+                   for x0, y0, dx, dy in passes if pixels[y0::dy, x0::dx].size)
+    ihdr = np.array([300, 220], ">u4").tobytes() + bytes([8, 2, 0, 0, 1])
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    kinds["rgb-interlaced"] = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+                               + chunk(b"IEND", b""))
+    return kinds
+
+
+def test_pngs_hash_as_pillow_decodes_them() -> None:
+    """8-bit grey/RGB/RGBA PNGs are decoded by libspng (cheaper), every other kind by Pillow; PNG being
+    lossless, every hash is the one Pillow's decode gives, bit for bit."""
+    from triage.rules import phash
+
+    spng = []
+    original = phash._png_pixels
+
+    def spy(image, source):
+        got = original(image, source)
+        spng.append(got is not None)
+        return got
+
+    for name, data in _png_kinds().items():
+        with Image.open(io.BytesIO(data)) as image:
+            pillow = phash_pixels(phash.reduce_image(image))
+        phash._png_pixels = spy
+        try:
+            assert phash_file(io.BytesIO(data)) == pillow, name
+        finally:
+            phash._png_pixels = original
+        assert spng.pop() == (name in ("rgb", "rgba", "grey", "rgb-interlaced")), name
+
+
+def test_a_truncated_png_is_still_refused() -> None:
+    """libspng refusing a cut PNG leaves the answer to Pillow: 'cannot decode', as before."""
+    from triage.rules.errors import ImageHashError
+
+    data = _png_kinds()["rgb"]
+    with pytest.raises(ImageHashError, match="cannot decode"):
+        phash_file(io.BytesIO(data[: len(data) // 2]))
