@@ -98,7 +98,13 @@ def got_batch(run: ImageRun, batch: ArchiveBatch, result: pa.Table) -> None:
         rows.setdefault(name, []).append(i)
     result = result.drop_columns([BATCH_NAME])
     for name in batch.names:
-        got_expansion(run, name, result.take(pa.array(rows.get(name, []), type=pa.int64())))
+        at = rows.get(name, [])
+        if at and at[-1] - at[0] == len(at) - 1:
+            # the batch writes each archive's rows together: a zero-copy slice (a take copies every
+            # column, ~2 ms an archive, which the driver spent 2 s on with 1,000 carved archives)
+            got_expansion(run, name, result.slice(at[0], len(at)))
+        else:
+            got_expansion(run, name, result.take(pa.array(at, type=pa.int64())))
 
 
 def batch_failed(run: ImageRun, batch: ArchiveBatch, why: str) -> None:
@@ -109,9 +115,12 @@ def batch_failed(run: ImageRun, batch: ArchiveBatch, why: str) -> None:
 def got_expansion(run: ImageRun, name: str, result: pa.Table) -> None:
     """Keep an expand task's rows; its archive's status aside; announce hits that are final."""
     is_status = pc.equal(result.column("source"), ARCHIVE_STATUS)
-    for status in result.filter(is_status).column("status").to_pylist():
-        run.archive_status[name] = status
-    members = result.filter(pc.invert(is_status))
+    if is_status.null_count or pc.any(is_status).as_py():
+        for status in result.filter(is_status).column("status").to_pylist():
+            run.archive_status[name] = status
+        members = result.filter(pc.invert(is_status))
+    else:
+        members = result  # no status row: nothing to filter out (a filter copies every column)
     run.expanded[name] = members
     if not name.startswith(CARVED):
         for r in run.knownbad.hits(members):
