@@ -200,7 +200,7 @@ def stats(values: list[int]) -> str:
 
 def stages(pictures: list[tuple[str, bytes]]) -> dict[str, np.ndarray]:
     """CPU ms per picture of each step of ``phash_file`` (open, decode, grey, Lanczos 32x32, DCT), by format."""
-    from triage.rules.phash import DRAFT_SIDE, SIDE, phash_pixels
+    from triage.rules.phash import DRAFT_SIDE, SIDE, _png_pixels, phash_pixels
 
     out: dict[str, list] = defaultdict(lambda: [0, np.zeros(5)])
     for _, data in pictures:
@@ -208,15 +208,18 @@ def stages(pictures: list[tuple[str, bytes]]) -> dict[str, np.ndarray]:
         with Image.open(io.BytesIO(data)) as image:
             image.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
             t.append(time.process_time())
-            image.load()
+            decoded = _png_pixels(image, io.BytesIO(data))  # libspng where phash_file takes it, else Pillow
+            if decoded is None:
+                image.load()
             t.append(time.process_time())
-            grey = image if image.mode == "L" else image.convert("L")
+            source = image if decoded is None else decoded
+            grey = source if source.mode == "L" else source.convert("L")
             t.append(time.process_time())
             small = grey.resize((SIDE, SIDE), Image.Resampling.LANCZOS) if grey.size != (SIDE, SIDE) else grey
             t.append(time.process_time())
             phash_pixels(np.asarray(small))
             t.append(time.process_time())
-            k = out[f"{image.format} {image.mode}"]
+            k = out[f"{image.format} {image.mode}" + ("" if decoded is None else " (libspng)")]
         k[0] += 1
         k[1] += np.diff(t)
     return {kind: 1000 * total / n for kind, (n, total) in out.items()}
