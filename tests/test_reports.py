@@ -247,3 +247,20 @@ def test_entropy_is_reported_when_the_table_has_it(tmp_path):
     values = [f.get("uco-observable:entropy") for n in doc["@graph"] for f in n.get("uco-core:hasFacet", [])]
     assert {"@type": "xsd:decimal", "@value": "7.9900"} in values
     assert next(csv.DictReader(open(out / "report.csv", newline="", encoding="utf-8")))["entropy"] == "7.99"
+
+
+def test_case_iris_are_uuid5_of_each_names_anchor() -> None:
+    """Every CASE IRI ends in uuid5(document, the name's first two parts), whatever order names come in:
+    a file's names in a row share one (``file-1``, ``file-1-hash-md5``), while ``file-12`` after
+    ``file-1`` and ``image-facet`` after ``image`` are anchors of their own."""
+    import uuid
+
+    from triage.reports.caseuco import Iris
+
+    doc = "urn:evidence-triage:0123:"
+    ns = uuid.uuid5(uuid.NAMESPACE_URL, doc)
+    names = ["image", "image-facet", "image-file", "image", "file-1", "file-1-file", "file-1-hash-md5", "file-12",
+             "file-12-in", "file-1-in", "configuration-entry-1", "configuration-entry-2", "partition-0",
+             "partition-0-in-image", "tool", "file-1"]
+    iris = Iris(doc)
+    assert [iris(n) for n in names] == [f"kb:{n}-{uuid.uuid5(ns, '-'.join(n.split('-', 2)[:2]))}" for n in names]

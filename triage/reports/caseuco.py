@@ -54,15 +54,20 @@ class Iris:
 
     def __init__(self, document: str) -> None:
         self.ns = uuid.uuid5(uuid.NAMESPACE_URL, document).bytes
-        self.anchor, self.suffix = "", ""
+        self.anchor, self.suffix, self.within = "", "", "\0"
 
     def __call__(self, ref: str) -> str:
+        # a file's ten names in a row share a two-part anchor: ``file-12`` and ``file-12-...`` need no split
+        if ref.startswith(self.within) or ref == self.anchor:
+            return f"kb:{ref}-{self.suffix}"
         anchor = "-".join(ref.split("-", 2)[:2])
         if anchor != self.anchor:  # uuid.uuid5(ns, anchor), spelled out without a UUID object
             b = bytearray(hashlib.sha1(self.ns + anchor.encode("utf-8")).digest()[:16])
             b[6], b[8] = (b[6] & 0x0F) | 0x50, (b[8] & 0x3F) | 0x80
             x = b.hex()
             self.anchor, self.suffix = anchor, f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+            # only a two-part anchor is the whole anchor of every name it starts ("image-facet" is its own)
+            self.within = anchor + "-" if "-" in anchor else "\0"
         return f"kb:{ref}-{self.suffix}"
 
 
@@ -99,11 +104,21 @@ class CaseReport:
         base = f"urn:evidence-triage:{(image.get('sha256') or 'unhashed')[:32]}:"
         IRI.set(Iris(base))
         fh.write(json.dumps({**CONTEXT, "kb": base}, sort_keys=True).join(['{"@context": ', ', "@graph": [\n']))
-        first = [True]
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps with options builds one a call
+        parts: list[str] = []
 
         def node(obj: dict[str, Any]) -> None:
-            fh.write(("" if first[0] else ",\n") + json.dumps(obj, ensure_ascii=False))  # key order is fixed by the code
-            first[0] = False
+            parts.append(encode(obj))  # key order is fixed by the code
+            if len(parts) >= 4096:  # written in slices of nodes, not a write call each
+                flush()
+
+        def flush() -> None:
+            if parts:
+                fh.write((",\n" if wrote[0] else "") + ",\n".join(parts))
+                wrote[0] = True
+                parts.clear()
+
+        wrote = [False]
 
         for obj in _header(ctx, image):
             node(obj)
@@ -143,6 +158,7 @@ class CaseReport:
               "uco-core:description": "score, tier and reasons of every file from the ranking rules in force",
               "uco-action:instrument": _id("tool"), "uco-action:object": [_id("image")],
               "uco-action:result": [_id(x) for x in results if ranking]})
+        flush()
         fh.write("\n]}\n")
 
 
