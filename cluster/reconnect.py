@@ -59,14 +59,25 @@ class Settled:
         return self.value
 
 
-def settle(client: Any, fut: Any) -> Settled:
-    """Fetch ``fut``'s outcome; raise :class:`SchedulerLost` if the scheduler's loss is what ended it."""
-    try:
-        return Settled(fut.key, fut.result())
-    except Exception as exc:  # noqa: BLE001 - a task's own error is an outcome, handed on as it is
-        if is_loss(client, exc):
-            raise SchedulerLost(f"lost the scheduler while task {fut.key} was out ({type(exc).__name__})") from exc
-        return Settled(fut.key, error=exc)
+def settle(client: Any, fut: Any, waiting: Callable[[], None] | None = None, every: float = 2.0) -> Settled:
+    """Fetch ``fut``'s outcome; raise :class:`SchedulerLost` if the scheduler's loss is what ended it.
+
+    A finished task's result lives on the worker that computed it: if that worker dies before the
+    result is fetched, the scheduler runs the task again, and with no worker left the fetch would
+    wait for ever. ``waiting`` is called every ``every`` s while the result is not back (the
+    driver's watch on the worker count: a run stops after ``cluster.no-workers-seconds``, serve
+    says it waits for workers); without it the fetch waits as long as it takes.
+    """
+    while True:
+        try:
+            return Settled(fut.key, fut.result(timeout=None if waiting is None else every))
+        except Exception as exc:  # noqa: BLE001 - a task's own error is an outcome, handed on as it is
+            if waiting is not None and isinstance(exc, TimeoutError) and fut.status != "error":
+                waiting()  # the fetch timed out, not the task: its result is being computed again
+                continue
+            if is_loss(client, exc):
+                raise SchedulerLost(f"lost the scheduler while task {fut.key} was out ({type(exc).__name__})") from exc
+            return Settled(fut.key, error=exc)
 
 
 def backoff(first: float = 1.0, cap: float = 30.0) -> Iterator[float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 from triage.rules.errors import ClusterError
@@ -55,20 +56,45 @@ def worker_versions() -> dict[str, str | None]:
     return out
 
 
-def cluster_versions(client: Any) -> dict[str, dict[str, str | None]]:
-    """Versions per worker address; a worker that could not answer gets ``{"error": ...}``."""
-    try:
-        got = client.run(worker_versions, on_error="return")
-    except OSError as exc:
-        raise ClusterError(f"{client.scheduler.address}: the workers could not be asked for versions ({exc})") from exc
+def cluster_versions(client: Any, got: dict[str, Any] | None = None) -> dict[str, dict[str, str | None]]:
+    """Versions per worker address; a worker that could not answer gets ``{"error": ...}``.
+
+    A worker whose connection closed during the probe and that the scheduler then no longer
+    lists died meanwhile (killed, its machine lost): it is left out, not named as mixed, as the
+    rest of the cluster goes on without it. ``got``: the probe's answers (``Client.run``'s), when
+    already asked.
+    """
+    if got is None:
+        try:
+            got = client.run(worker_versions, on_error="return")
+        except OSError as exc:
+            raise ClusterError(f"{client.scheduler.address}: the workers could not be asked for versions "
+                               f"({exc})") from exc
+    gone = departed(client, [a for a, v in got.items() if isinstance(v, OSError)])
     out: dict[str, dict[str, str | None]] = {}
     for addr, value in got.items():
+        if addr in gone:
+            log.warning("worker %s left while its versions were being checked", addr)
+            continue
         if isinstance(value, BaseException):
             out[addr] = {"error": f"cannot run triage's version probe: {type(value).__name__}: "
                                   f"{' '.join(str(value).split())}"}
         else:
             out[addr] = value
     return out
+
+
+def departed(client: Any, addrs: list[str], wait: float = 10.0) -> set[str]:
+    """Of ``addrs`` (workers whose connection closed), those the scheduler stops listing within ``wait`` s."""
+    if not addrs:
+        return set()
+    deadline = time.monotonic() + wait
+    while True:
+        listed = set(client.scheduler_info(n_workers=-1)["workers"])
+        gone = {a for a in addrs if a not in listed}
+        if len(gone) == len(addrs) or time.monotonic() >= deadline:
+            return gone
+        time.sleep(0.2)
 
 
 def differences(mine: dict[str, str | None], theirs: dict[str, str | None]) -> list[str]:

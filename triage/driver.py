@@ -76,7 +76,8 @@ class Driver:
             run, task, _ = entry
             self._count[id(run)] -= 1
             try:  # a future cancelled by a lost scheduler is not a failed task (triage.cluster.reconnect)
-                settled = settle(self.client, fut)
+                settled = settle(self.client, fut, waiting=lambda: self.watch.check(len(self._inflight) + 1),
+                                 every=self.watch.every)
             except SchedulerLost as exc:
                 self._lost(exc)
             # one crashed task must not lose the rest of the device: its error is the outcome
