@@ -90,7 +90,7 @@ def departed(client: Any, addrs: list[str], wait: float = 10.0) -> set[str]:
         return set()
     deadline = time.monotonic() + wait
     while True:
-        listed = set(client.scheduler_info(n_workers=-1)["workers"])
+        listed = set(client.nthreads())  # as the driver's worker watch counts them (cluster.watch)
         gone = {a for a in addrs if a not in listed}
         if len(gone) == len(addrs) or time.monotonic() >= deadline:
             return gone

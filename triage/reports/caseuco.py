@@ -106,6 +106,7 @@ class CaseReport:
         fh.write(json.dumps({**CONTEXT, "kb": base}, sort_keys=True).join(['{"@context": ', ', "@graph": [\n']))
         encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder: json.dumps with options builds one a call
         parts: list[str] = []
+        wrote = False
 
         def node(obj: dict[str, Any]) -> None:
             parts.append(encode(obj))  # key order is fixed by the code
@@ -113,12 +114,11 @@ class CaseReport:
                 flush()
 
         def flush() -> None:
+            nonlocal wrote
             if parts:
-                fh.write((",\n" if wrote[0] else "") + ",\n".join(parts))
-                wrote[0] = True
+                fh.write((",\n" if wrote else "") + ",\n".join(parts))
+                wrote = True
                 parts.clear()
-
-        wrote = [False]
 
         for obj in _header(ctx, image):
             node(obj)
