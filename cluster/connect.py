@@ -22,9 +22,6 @@ from triage.rules.errors import ClusterError
 
 log = logging.getLogger(__name__)
 
-#: the workers' start-up preload (by name: the control plane does not import worker code here)
-WARMUP = "triage.workers.warmup"
-
 
 def parse_workers(spec: str | int | None) -> tuple[int, int] | int | None:
     """``"4"`` → 4 fixed workers; ``"1:8"`` → (1, 8) adaptive; ``None`` stays None (one per core).
@@ -103,9 +100,6 @@ def connect(
             memory_limit=memory_limit,
             dashboard_address="127.0.0.1:0",  # its HTTP server always starts; a free loopback port, never 8787 clashes
             silence_logs=logging.CRITICAL,  # expected per-file errors are results, not log noise
-            # each worker imports the task modules and fills its caches as it starts, beside the
-            # driver's own start-up, not in its first task (triage.workers.warmup)
-            preload=[WARMUP],
         )
     except (OSError, RuntimeError) as exc:
         raise ClusterError(f"could not start a local Dask cluster: {exc}") from exc
