@@ -211,6 +211,26 @@ def perceptual_hash(data: bytes, max_pixels: int) -> tuple[str | None, str | Non
         return None, f"image not hashed: cannot decode ({_oneline(exc)})"
 
 
+#: below this many bytes numpy's bincount histograms a buffer faster; above it Pillow's
+#: (a C loop over the bytes themselves: bincount first casts every byte to an 8-byte intp,
+#: 3.7 ns/byte on a 4 MiB read against Pillow's 0.8, as much as md5 costs)
+_PILLOW_HISTOGRAM_FROM = 16 << 10
+_PILLOW_HISTOGRAM_MAX = 1 << 30  # one Pillow image row at most
+
+
+def byte_counts(data: bytes | bytearray | memoryview) -> np.ndarray:
+    """How often each byte value 0..255 occurs in ``data`` (int64)."""
+    n = len(data)
+    if n < _PILLOW_HISTOGRAM_FROM:
+        return np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+    view = memoryview(data).cast("B")
+    counts = np.zeros(256, dtype=np.int64)
+    for at in range(0, n, _PILLOW_HISTOGRAM_MAX):
+        part = view[at : at + _PILLOW_HISTOGRAM_MAX]
+        counts += Image.frombuffer("L", (len(part), 1), part, "raw", "L", 0, 1).histogram()
+    return counts
+
+
 def entropy(counts: np.ndarray) -> float | None:
     """Shannon entropy in bits per byte of a byte histogram; None when no byte was read."""
     total = int(counts.sum())
@@ -259,7 +279,7 @@ class Digest:
             self.head = data[: self.opts.magic_bytes]
             self.picture = [] if self.size <= self.opts.max_image_bytes else None
         self.hashes.update(data)
-        self.counts += np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+        self.counts += byte_counts(data)
         if self.picture is not None:
             self.picture.append(data)
         if self.sink is not None:

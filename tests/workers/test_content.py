@@ -78,6 +78,30 @@ def test_entropy_is_bits_per_byte_over_everything_read():
     assert empty["entropy"] is None and empty["sha256"] is not None  # read, but no byte to count
 
 
+def test_byte_counts_are_exact_on_both_sides_of_the_histogram_switch(monkeypatch):
+    """Small reads are counted by numpy's bincount, big ones by Pillow's histogram (no 8-byte cast
+    of every byte), and a buffer bigger than one Pillow row in pieces: all exactly bincount's."""
+    import random
+
+    import numpy as np
+
+    from triage.workers import digest
+
+    rng = random.Random(11)
+    skewed = bytes(rng.choice(b"\x00\x00\x00\xff\x7f\x80A") for _ in range(70_000))
+    for data in (b"", b"\x00", rng.randbytes(digest._PILLOW_HISTOGRAM_FROM - 1),
+                 rng.randbytes(digest._PILLOW_HISTOGRAM_FROM), rng.randbytes(1 << 20), skewed,
+                 b"\xff" * (4 << 20)):
+        want = np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+        for buf in (data, bytearray(data), memoryview(data)):
+            got = digest.byte_counts(buf)
+            assert got.dtype == np.int64 and got.shape == (256,)
+            assert (got == want).all(), len(data)
+    monkeypatch.setattr(digest, "_PILLOW_HISTOGRAM_MAX", 50_000)  # 70,000 bytes: two rows
+    want = np.bincount(np.frombuffer(skewed, dtype=np.uint8), minlength=256)
+    assert (digest.byte_counts(skewed) == want).all()
+
+
 def test_an_unreadable_file_has_no_entropy():
     from triage.workers.digest import Digest, finish, stream
     from triage.workers.refs import ContentOptions
