@@ -15,6 +15,7 @@ chain beside the hash state, never the content.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import mimetypes
@@ -244,9 +245,9 @@ class _Hashes:
     """md5/sha1/sha256 through hashlib, for content digested within one task."""
 
     def __init__(self) -> None:
-        import hashlib
-
-        self._h = {a: hashlib.new(a) for a in ("md5", "sha1", "sha256")}
+        # the named constructors, not hashlib.new(name): that looks the algorithm up by name on every
+        # call, and every carved object and archive member makes three
+        self._h = {"md5": hashlib.md5(), "sha1": hashlib.sha1(), "sha256": hashlib.sha256()}
 
     def update(self, data: bytes) -> None:
         for h in self._h.values():
