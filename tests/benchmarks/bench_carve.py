@@ -654,6 +654,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the carving scan alone, per carver (no tools run): a quick look at the carving side")
     args = ap.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import probes
+
+    probes.compile_package()  # triage's processes start as an installed package's do (see probes)
     img, truth = image(args.size_gib, args.seed, args.objects_per_gib, args.rebuild, args.dense)
     whole = [p for p in truth["planted"] if p["whole"]]
     print(f"\nimage {img} ({truth['size'] / GIB:.2f} GiB): {len(truth['planted'])} objects planted, "

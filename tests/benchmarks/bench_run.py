@@ -197,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-phases", action="store_true", help="skip the in-process run that splits CPU by phase")
     ap.add_argument("--seed", type=int, default=1729)
     args = ap.parse_args(argv)
+    probes.compile_package()  # triage's processes start as an installed package's do (see probes)
 
     spec = corpus.CorpusSpec(args.size_gib, args.seed)
     image, manifest = corpus.build_image(spec, args.workdir)
