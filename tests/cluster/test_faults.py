@@ -62,13 +62,18 @@ def _start_run(cluster, image: Path, out: Path) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def clean_seconds(cluster, small_disk, small_reference, tmp_path_factory) -> float:
-    """Wall time of an undisturbed `triage run` on this cluster (the scale the kill moments are taken on)."""
-    out = tmp_path_factory.mktemp("clean") / "out"
-    t0 = time.monotonic()
-    run = _start_run(cluster, small_disk, out)
-    _, stderr = run.communicate(timeout=300)
-    assert run.returncode == 0, stderr
-    _same_tables(out, small_reference)
+    """Wall time of an undisturbed `triage run` on this cluster (the scale the kill moments are taken on).
+
+    Timed on warm workers, as the runs being killed find them: the cluster's first run also pays the
+    workers' imports and caches, and a later run finished before the kill moment taken on that time
+    (the 0.7 moment then killed nothing and skipped)."""
+    work = tmp_path_factory.mktemp("clean")
+    for attempt in ("warming", "timed"):
+        t0 = time.monotonic()
+        run = _start_run(cluster, small_disk, work / attempt)
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+        _same_tables(work / attempt, small_reference)
     return time.monotonic() - t0
 
 
