@@ -99,6 +99,7 @@ def connect(
             processes=True,
             memory_limit=memory_limit,
             dashboard_address="127.0.0.1:0",  # its HTTP server always starts; a free loopback port, never 8787 clashes
+            preload=["triage.cluster.preload"],  # pyarrow must not import pandas in each worker (see there)
             silence_logs=logging.CRITICAL,  # expected per-file errors are results, not log noise
         )
     except (OSError, RuntimeError) as exc:

@@ -54,6 +54,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from triage.cluster.preload import without_pandas
+
+    without_pandas()  # pyarrow would import it for nothing (triage.cluster.preload)
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)  # the top level has no option taking a value
     parser = build_parser(verb)
