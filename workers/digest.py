@@ -221,12 +221,11 @@ _PILLOW_HISTOGRAM_MAX = 1 << 30  # one Pillow image row at most
 
 def byte_counts(data: bytes | bytearray | memoryview) -> np.ndarray:
     """How often each byte value 0..255 occurs in ``data`` (int64)."""
-    n = len(data)
-    if n < _PILLOW_HISTOGRAM_FROM:
-        return np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
-    view = memoryview(data).cast("B")
+    view = memoryview(data).cast("B")  # its length counts bytes, whatever the buffer's item size
+    if len(view) < _PILLOW_HISTOGRAM_FROM:
+        return np.bincount(np.frombuffer(view, dtype=np.uint8), minlength=256)
     counts = np.zeros(256, dtype=np.int64)
-    for at in range(0, n, _PILLOW_HISTOGRAM_MAX):
+    for at in range(0, len(view), _PILLOW_HISTOGRAM_MAX):
         part = view[at : at + _PILLOW_HISTOGRAM_MAX]
         counts += Image.frombuffer("L", (len(part), 1), part, "raw", "L", 0, 1).histogram()
     return counts

@@ -81,6 +81,7 @@ def test_entropy_is_bits_per_byte_over_everything_read():
 def test_byte_counts_are_exact_on_both_sides_of_the_histogram_switch(monkeypatch):
     """Small reads are counted by numpy's bincount, big ones by Pillow's histogram (no 8-byte cast
     of every byte), and a buffer bigger than one Pillow row in pieces: all exactly bincount's."""
+    import array
     import random
 
     import numpy as np
@@ -97,6 +98,9 @@ def test_byte_counts_are_exact_on_both_sides_of_the_histogram_switch(monkeypatch
             got = digest.byte_counts(buf)
             assert got.dtype == np.int64 and got.shape == (256,)
             assert (got == want).all(), len(data)
+    words = array.array("I", range(20_000))  # a buffer of 4-byte items: every one of its 80,000 bytes counts
+    assert (digest.byte_counts(memoryview(words)) == np.bincount(np.frombuffer(words.tobytes(), dtype=np.uint8),
+                                                                 minlength=256)).all()
     monkeypatch.setattr(digest, "_PILLOW_HISTOGRAM_MAX", 50_000)  # 70,000 bytes: two rows
     want = np.bincount(np.frombuffer(skewed, dtype=np.uint8), minlength=256)
     assert (digest.byte_counts(skewed) == want).all()
