@@ -49,6 +49,7 @@ tests/workers/test_typing.py compares answers with `file`'s and the whole databa
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 import sys
@@ -96,6 +97,12 @@ class Group:
     uses: frozenset[bytes]            # names of the definitions its `use` lines call
 
 
+@functools.cache
+def _masked(mask: int, value: int) -> frozenset[int]:
+    """The bytes ``b`` with ``b & mask == value``: one set per (mask, value), shared by every test."""
+    return frozenset(b for b in range(256) if b & mask == value)
+
+
 def _mask(keep: np.ndarray) -> int:
     return int.from_bytes(np.packbits(keep, bitorder="little").tobytes(), "little")
 
@@ -126,6 +133,16 @@ class Database:
         for name, start, end in self.definitions:
             self.name_uses[name] = self.name_uses.get(name, frozenset()) | self._uses(start, end)
         self._memo: dict[tuple[bytes, bool], list[tuple]] = {}
+        # names whose definitions may reach an `indirect` line (directly, through `use`, or through a name
+        # not defined, which is assumed to): only groups that contain or `use` one have routes to work out
+        reaching = {n for n, a, b in self.definitions if any(self.entries[i][5] == _INDIRECT for i in range(a, b))}
+        grown = True
+        while grown:
+            grown = False
+            for n, used in self.name_uses.items():
+                if n not in reaching and any(u in reaching or u not in self.names for u in used):
+                    reaching.add(n)
+                    grown = True
         starts = [i for i in range(n0) if self.entries[i][0] == 0] + [n0]
         literals: dict[tuple[bytes, bool], int] = {}
         self.groups: list[Group] = []
@@ -134,12 +151,14 @@ class Database:
             clause = self._literal(start, e)
             idx = tuple(literals.setdefault(lit, len(literals)) for lit in clause) if clause else None
             binary_only = bool(e[1] & _BINTEST) and not e[1] & _TEXTTEST
-            routes = tuple(self._routes(start, end, binary_only))
+            uses = self._uses(start, end)
+            may_reach = any(u in reaching or u not in self.names for u in uses) or any(
+                self.entries[i][5] == _INDIRECT for i in range(start + 1, end))
+            routes = tuple(self._routes(start, end, binary_only)) if may_reach else ()
             needs = self._needs(start, e)
             self.groups.append(Group(start, end, bool(e[1] & _BINTEST), bool(e[1] & _TEXTTEST), needs.get(0),
                                      self._alien(needs, _ASCII_SET), self._alien(needs, _NO_CONTROL_SET), idx, routes,
-                                     self._test(start, e) if routes and binary_only else None,
-                                     self._uses(start, end)))
+                                     self._test(start, e) if routes and binary_only else None, uses))
         self.literals = list(literals)                            # (literal, case-folded)
         self._tables()
         self._entry_group = np.repeat(np.arange(len(self.groups)), [g.end - g.start for g in self.groups])
@@ -232,7 +251,7 @@ class Database:
                 shift = 8 * (size - 1 - k if order == "big" else k)
                 mb, vb = (keep >> shift) & 0xFF, (value >> shift) & 0xFF
                 if mb:
-                    needs[off + k] = frozenset(b for b in range(256) if b & mb == vb & mb)
+                    needs[off + k] = _masked(mb, vb & mb)
         return needs
 
     def _test(self, i: int, e: tuple, absolute: bool = True) -> tuple | None:
