@@ -69,3 +69,8 @@ def test_defaults_survive_a_config_context_entered_first():
     with dask.config.set({"triage.carve.overlap": 1}):
         assert config.get_bytes("carve.overlap") == 1
     assert config.get("carve.mode") == "unalloc"
+
+
+def test_the_defaults_read_the_same_through_libyaml_as_through_pyyaml():
+    text = (HERE / "triage.yaml").read_text()
+    assert config._defaults() == yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - the reference parser

@@ -21,8 +21,8 @@ HERE = Path(__file__).parent
 
 @functools.cache
 def _defaults() -> dict[str, Any]:
-    """triage.yaml, parsed once per process."""
-    return yaml.safe_load((HERE / "triage.yaml").read_text())
+    """triage.yaml, parsed once per process (by libyaml where PyYAML has it: a file the package ships)."""
+    return yaml.load((HERE / "triage.yaml").read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
 
 
 def ensure_defaults() -> None:

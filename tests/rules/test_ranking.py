@@ -205,6 +205,25 @@ def test_the_shipped_rules_are_package_data():
             "picture", "video", "document", "archive", "chat-database", "executable"} <= {r.name for r in rules.rules}
 
 
+def test_the_shipped_rules_read_the_same_through_libyaml_as_through_pyyaml():
+    # the packaged default is parsed by libyaml (every run reads it); an examiner's file by PyYAML
+    import yaml
+
+    from triage.rules import rulefile
+
+    def lines(node, path="") -> dict:
+        out = {path: node.line} if isinstance(node, rulefile._Line) else {}
+        for k, v in (node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()):
+            out.update(lines(v, f"{path}/{k}"))
+        return out
+
+    text = rulefile.default_text()
+    fast, slow = rulefile.parse(text, "d", packaged=True), rulefile.parse(text, "d")
+    assert fast == slow and lines(fast) == lines(slow) and len(lines(fast)) > 40
+    assert issubclass(rulefile._PackagedLoader, yaml.CSafeLoader) == yaml.__with_libyaml__
+    assert not issubclass(rulefile._Loader, getattr(yaml, "CSafeLoader", ()))  # examiners' files: PyYAML's messages
+
+
 # ---------------------------------------------------------------- globs
 
 
