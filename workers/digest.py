@@ -52,6 +52,8 @@ _EQUIVALENT = {
 }
 
 _local = threading.local()
+#: bumped by :func:`forget_answers`; a thread whose answers are older drops them at its next use
+_epoch = 0
 
 #: descriptions whose MIME type libmagic's own logic fixes, so the second (MIME-mode) call is not
 #: made. "data" is what libmagic says when no test matched (MIME mode: application/octet-stream);
@@ -90,6 +92,7 @@ class _Known:
         self.cache: OrderedDict[tuple[str, int, str | None], tuple[str, str]] = OrderedDict()
         self.phashes: OrderedDict[tuple[str, int], tuple[str | None, str | None]] = OrderedDict()
         self.calls = self.hits = self.files = self.pictures = self.phash_hits = 0
+        self.epoch = _epoch
 
     def phash(self, data: Callable[[], bytes], max_pixels: int, key: str | None) -> tuple[str | None, str | None]:
         """:func:`perceptual_hash` of ``data()``, joined and decoded only for content not seen before."""
@@ -143,7 +146,22 @@ def _known() -> _Known:
     known = getattr(_local, "known", None)
     if known is None:
         known = _local.known = _Known()
+    elif known.epoch != _epoch:  # forget_answers() was called: this thread's answers go, its handles stay
+        known.cache.clear(), known.phashes.clear()
+        known.epoch = _epoch
     return known
+
+
+def forget_answers() -> None:
+    """Make every thread of this process forget the types and pHashes it remembers by content.
+
+    A worker that triaged a device knows the answers for its content; triaging the same device
+    again would only look them up. A benchmark that times repeated runs on one warm cluster
+    calls this on the workers before each run, so that each run pays what a new device costs
+    (libmagic handles and loaded databases are kept: they are not answers about content).
+    """
+    global _epoch
+    _epoch += 1
 
 
 def typing_stats() -> dict[str, int]:

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         with probes.RssSampler(pids) as rss:  # peak over all runs (the formats share the workers)
             for i in range(args.repeat):  # rounds over every format, so a change in the machine's load hits all
                 for name, image in images.items():
+                    probes.forget_answers(client)  # every format pays typing and pHash, as a new device does
                     with probes.Load() as load:
                         res = run_image(image, runs / f"{name}-{i}", client)
                     ref = identify(image)

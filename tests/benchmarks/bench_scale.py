@@ -82,6 +82,7 @@ def timed(client, image: Path, out: Path, scheduler_pid: int) -> dict:
 
     from triage.pipeline import run_image
 
+    probes.forget_answers(client)  # a new device's cost, not a lookup of the last run's answers
     io0 = _io(scheduler_pid)
     with get_task_stream(client) as ts, probes.Load() as load:
         t0 = time.time()

@@ -134,6 +134,31 @@ def test_the_same_picture_is_phashed_once(samples: dict[str, bytes]) -> None:
     assert row["phash"] is not None and typing_stats()["phash_hits"] == after["phash_hits"]
 
 
+def test_forgotten_answers_are_worked_out_again_and_the_same(samples: dict[str, bytes]) -> None:
+    """forget_answers(), called from another thread (as Dask's client.run is), makes a worker thread
+    type and pHash content it saw before again: what bench_run times for a new device on a warm cluster."""
+    import threading
+
+    from triage.workers.digest import forget_answers
+
+    opts = ContentOptions(chunk_bytes=1 << 16, magic_bytes=8192, max_image_bytes=1 << 20, max_image_pixels=10**6)
+    data = samples["png"] + b"forget"  # a unique tail after IEND: the same picture, content not seen before
+
+    def row() -> dict:
+        return finish(stream(Digest(len(data), opts), lambda pos, n: data[pos:pos + n], len(data)), "f.png")
+
+    first, s0 = row(), typing_stats()
+    assert row() == first and typing_stats()["phash_hits"] - s0["phash_hits"] == 1  # remembered
+    s1 = typing_stats()
+    t = threading.Thread(target=forget_answers)
+    t.start(), t.join()
+    again, s2 = row(), typing_stats()
+    assert again == first
+    assert (s2["phash_hits"] - s1["phash_hits"], s2["cache_hits"] - s1["cache_hits"]) == (0, 0)
+    assert s2["libmagic_calls"] - s1["libmagic_calls"] == 2 and s2["pictures"] - s1["pictures"] == 1
+    assert row() == first and typing_stats()["phash_hits"] - s2["phash_hits"] == 1  # remembered again
+
+
 def _varied_files(n: int = 400) -> list[Path]:
     """Real files of many kinds from this machine (documentation, scripts, pictures, binaries, data)."""
     picked: dict[str, list[Path]] = {}
