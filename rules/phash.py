@@ -23,7 +23,7 @@ CPU per picture and the bit distance to imagehash's full-decode pHash):
   through scipy and imagehash's wrappers; a worker no longer imports scipy.
   :func:`phash_pixels_many` hashes a stack of reductions in one batched product.
 * Work whose answer is known is skipped: a worker thread remembers the pHash of
-  each content sha256 it hashed (``triage.workers.digest``), so duplicate files and
+  each content sha256 it hashed (``triage.workers.answers``), so duplicate files and
   a carved copy of a picture already seen are not decoded again.
 * What is left is almost all the decoders' own work (a JPEG's entropy decoding,
   which costs the same at every scale; a PNG's inflate and unfiltering: measured

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 
 from triage.rules.errors import FilesystemError
-from triage.workers.digest import (READ_ERRORS, Digest, ext_mismatch, failed, finish, magic_type,  # noqa: F401
-                                   perceptual_hash, read_failed, stream, unreadable)
+from triage.workers.answers import magic_type
+from triage.workers.digest import READ_ERRORS, Digest, failed, finish, read_failed, stream, unreadable
 from triage.workers.image import TSK_ERRORS
 from triage.workers.known import KNOWN_COLUMNS, apply_known
 from triage.workers.refs import ContentBatch, ContentItem, KnownRef, Segment

@@ -473,7 +473,7 @@ def print_phases(img: Path, truth: dict) -> None:
         shutil.rmtree(out, ignore_errors=True)
     n = {fn: nc for (f, _, fn), (_, nc, _, _, _) in stats.stats.items()  # type: ignore[attr-defined]
          if (fn, f.endswith("rules/phash.py")) == ("phash_file", True)
-         or (fn, f.endswith("workers/digest.py")) == ("magic_type", True)}
+         or (fn, f.endswith("workers/answers.py")) == ("magic_type", True)}
     print(f"\nphases (triage's graph in-process under cProfile, carving as configured): {totals['cpu']:.2f} CPU s; "
           f"read amplification {totals['rchar'] / truth['size']:.2f}x the image; "
           f"{n.get('magic_type', 0)} files typed, {n.get('phash_file', 0)} pictures pHashed")

@@ -10,7 +10,7 @@ images under /work/shared/corpus, and optionally files from /usr) is read whole
 (up to libmagic's own 7 MiB ``bytes_max``, what `file` looks at). Then, on the
 same bytes:
   * before: two libmagic calls (MIME type, description) on a 64 KiB prefix;
-  * whole database: :func:`triage.workers.digest.magic_type`'s logic on ``magic-bytes``
+  * whole database: :func:`triage.workers.answers.magic_type`'s logic on ``magic-bytes``
     (one call where the MIME type follows from the description, once per distinct
     content) with python-magic, i.e. libmagic's whole compiled database;
   * now: the same through reduced databases (triage.workers.magicdb), from a fresh
@@ -109,7 +109,7 @@ def compare(label: str, files: list[tuple[str, bytes]], magic_bytes: int, repeat
 
     import magic
 
-    from triage.workers import digest
+    from triage.workers.answers import _Known
 
     mime_m, desc_m = magic.Magic(mime=True), magic.Magic()
     oracle = [(mime_m.from_buffer(d), desc_m.from_buffer(d)) for _, d in files]
@@ -119,7 +119,7 @@ def compare(label: str, files: list[tuple[str, bytes]], magic_bytes: int, repeat
     runs: dict[str, list] = {"whole": [], "now": []}
     for _ in range(repeat):
         for kind in runs:
-            typer = digest._Known()  # a fresh worker thread's state: empty caches, nothing loaded
+            typer = _Known()  # a fresh worker thread's state: empty caches, nothing loaded
             if kind == "whole":
                 typer.typer = None
             t0 = time.process_time()

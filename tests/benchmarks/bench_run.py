@@ -342,8 +342,8 @@ def print_phases(image: Path, runs: Path, size: int, per_byte: dict[str, float],
     n_img = stats.stats  # type: ignore[attr-defined]
     calls = {fn: nc for (f, _, fn), (_, nc, _, _, _) in n_img.items()
              if (fn == "phash_file" and "rules/phash.py" in f) or (fn == "from_buffer" and "magic" in f)
-             or (fn == "magic_type" and "workers/digest.py" in f)}
-    where = {"phash_file": "rules/phash.py", "from_buffer": "magic", "magic_type": "workers/digest.py"}
+             or (fn == "magic_type" and "workers/answers.py" in f)}
+    where = {"phash_file": "rules/phash.py", "from_buffer": "magic", "magic_type": "workers/answers.py"}
     for fn, nc in sorted(calls.items()):
         cpu = inline._ct(stats, where[fn], (fn,))
         print(f"  per call: {fn} {nc} calls, {1000 * cpu / max(nc, 1):.3f} CPU ms each"

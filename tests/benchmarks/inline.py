@@ -108,7 +108,7 @@ def phases(client: InlineClient, stats: pstats.Stats, hash_cpu_per_byte: dict[st
         ("  content read (TSK read_random)", _ct(stats, "~", ("<method 'read_random' of 'pytsk3.File' objects>",),
                                                  own=True)),
         *((f"  {a} (share of HASH.update by cost/byte)", updates * per[a] / total_per) for a in per),
-        ("  typing (magic_type: libmagic and its cache)", _ct(stats, "workers/digest.py", ("magic_type",))),
+        ("  typing (magic_type: libmagic and its cache)", _ct(stats, "workers/answers.py", ("magic_type",))),
         ("  pHash (phash_file)", _ct(stats, "rules/phash.py", ("phash_file",))),
         ("  carving scan (scan minus carvers)", max(scan - carvers, 0.0)),
         ("  carvers (validate candidates)", carvers),

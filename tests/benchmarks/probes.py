@@ -32,10 +32,10 @@ def compile_package() -> None:
 
 def forget_answers(client) -> None:
     """Make the cluster's workers forget the types and pHashes they remember by content
-    (triage.workers.digest.forget_answers). Call before each timed run on a warm cluster: a run
+    (triage.workers.answers.forget_answers). Call before each timed run on a warm cluster: a run
     of a device the workers triaged before would otherwise look most answers up, which a new
     device never can (the 0.5 GiB run benchmark: 2.8-3.0 s with the last run's answers, 4.2 s without)."""
-    from triage.workers.digest import forget_answers as forget
+    from triage.workers.answers import forget_answers as forget
 
     client.run(forget)
 

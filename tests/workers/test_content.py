@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from triage.workers.digest import ext_mismatch, perceptual_hash
+from triage.workers.answers import ext_mismatch, perceptual_hash
 
 
 @pytest.mark.parametrize("name,mime,expected", [

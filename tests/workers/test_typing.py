@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from triage.workers.digest import Digest, finish, magic_type, stream, typing_stats
+from triage.workers.answers import magic_type, typing_stats
+from triage.workers.digest import Digest, finish, stream
 from triage.workers.refs import ContentOptions
 
 
@@ -139,7 +140,7 @@ def test_forgotten_answers_are_worked_out_again_and_the_same(samples: dict[str, 
     type and pHash content it saw before again: what bench_run times for a new device on a warm cluster."""
     import threading
 
-    from triage.workers.digest import forget_answers
+    from triage.workers.answers import forget_answers
 
     opts = ContentOptions(chunk_bytes=1 << 16, magic_bytes=8192, max_image_bytes=1 << 20, max_image_pixels=10**6)
     data = samples["png"] + b"forget"  # a unique tail after IEND: the same picture, content not seen before
