@@ -87,15 +87,18 @@ def shared() -> tuple[ctypes.CDLL, Database, object] | None:
 
 
 def _literal_scanner(literals: list[tuple[bytes, bool]]) -> object:
+    """A Hyperscan database of the literals without a NUL byte, through its literal API (~0.04 s to
+    compile, against ~0.11 s for the same literals as escaped patterns: every worker process pays
+    it); ids are indices into ``literals``. The bindings pass literals as C strings, where a NUL
+    would end one early: those few are looked for with ``in`` (:meth:`Typer.present`)."""
     try:
         import hyperscan
 
+        plain = [(i, lit, fold) for i, (lit, fold) in enumerate(literals) if b"\0" not in lit]
         hs = hyperscan.Database()
-        # \xNN escapes: the bindings pass expressions as C strings (a NUL would end one)
-        hs.compile(expressions=[b"".join(b"\\x%02x" % c for c in lit) for lit, _ in literals],
-                   ids=list(range(len(literals))),
+        hs.compile(expressions=[lit for _, lit, _ in plain], ids=[i for i, _, _ in plain], literal=True,
                    flags=[hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if fold else 0)
-                          for _, fold in literals])
+                          for _, _, fold in plain])
         return hs
     except Exception as exc:  # noqa: BLE001 - ImportError, hyperscan.error, a CPU Hyperscan refuses
         log.info("magic literals found with bytes.find (%s: %s)", type(exc).__name__, exc)
@@ -148,6 +151,8 @@ class Typer:
     def __init__(self, lib: ctypes.CDLL, db: Database, scanner: object) -> None:
         self.lib, self.db, self.scanner = lib, db, scanner
         self._scratch = None
+        #: literals the Hyperscan database leaves out (those with a NUL byte: see _literal_scanner)
+        self._nul = [(i, lit, fold) for i, (lit, fold) in enumerate(db.literals) if b"\0" in lit]
         self._classes: dict[tuple, tuple[int, int, list[Group]]] = {}  # class -> database ids
         self._ids: dict[int, int] = {}                               # mask of kept groups -> database id
         self._kept: dict[int, int] = {}
@@ -169,6 +174,9 @@ class Typer:
             self._scratch = hyperscan.Scratch(self.scanner)
         found: set[int] = set()
         self.scanner.scan(head, match_event_handler=lambda i, *_: found.add(i), scratch=self._scratch)
+        for i, lit, fold in self._nul:
+            if lit in (head.lower() if fold else head):
+                found.add(i)
         return frozenset(found)
 
     def database(self, head: bytes) -> int:

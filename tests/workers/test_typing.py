@@ -172,6 +172,30 @@ def _varied_files(n: int = 400) -> list[Path]:
     return files[:: max(1, len(files) // n)]
 
 
+def test_the_literals_a_buffer_holds_are_all_found() -> None:
+    """Which magic literals a buffer contains decides its reduced database: Hyperscan's literal API
+    finds those without a NUL byte, ``in`` the others; together exactly what a plain search finds."""
+    from triage.workers.magictyper import shared, typer
+
+    if shared() is None or shared()[2] is None:
+        pytest.skip("no reduced databases or no Hyperscan on this machine")
+    t = typer()
+    lits = t.db.literals
+    assert any(b"\0" in lit for lit, _ in lits) and any(fold for _, fold in lits)  # both paths and case folding
+    rng = random.Random(11)
+    bufs = [rng.randbytes(8192), bytes(rng.choice(b"abcdefghij <>/=\n\"'") for _ in range(8192)), b"", b"\0" * 64]
+    for _ in range(60):  # literals planted at random places, folded ones in random case
+        buf = bytearray(rng.randbytes(rng.randint(0, 4096)))
+        for lit, fold in rng.sample(lits, 12):
+            word = bytes(c ^ 0x20 if fold and chr(c).isalpha() and rng.random() < 0.5 else c for c in lit)
+            at = rng.randint(0, len(buf))
+            buf[at:at] = word
+        bufs.append(bytes(buf))
+    for buf in bufs:
+        low = buf.lower()
+        assert t.present(buf) == frozenset(i for i, (lit, fold) in enumerate(lits) if lit in (low if fold else buf))
+
+
 def test_reduced_databases_answer_as_file_on_varied_files(tmp_path: Path) -> None:
     """Each buffer is typed with a magic database left without the tests that cannot match it; the
     answers are still exactly libmagic's with its whole database, and `file`'s on the same 8 KiB
