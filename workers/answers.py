@@ -113,7 +113,6 @@ class _Known:
             _remember(self.cache, ck, (mime, desc))
         return mime, desc
 
-
     def libmagic(self, head: bytes, mime: bool) -> str:
         """libmagic's description (or MIME type) of ``head``: through the smallest database that
         answers as the whole one, or python-magic's whole database where that is not available."""
@@ -138,7 +137,8 @@ def _known() -> _Known:
     if known is None:
         known = _local.known = _Known()
     elif known.epoch != _epoch:  # forget_answers() was called: this thread's answers go, its handles stay
-        known.cache.clear(), known.phashes.clear()
+        known.cache.clear()
+        known.phashes.clear()
         known.epoch = _epoch
     return known
 
