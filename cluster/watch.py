@@ -12,7 +12,8 @@ job) fails in ``Worker.handle_scheduler``, and distributed then closes the worke
 it. The scheduler hands the task to the next worker, which dies the same way. A
 worker killed with its nanny (a lost machine, an OOM kill of both) ends the same.
 
-:class:`WorkerWatch` is asked by the driver whenever a wait for results times out.
+:class:`WorkerWatch` is asked by the driver whenever a wait for results times out, and
+told (:meth:`WorkerWatch.heard`) when results come back after it saw none.
 After ``limit`` seconds with tasks out and no worker it either raises
 :class:`NoWorkersError` (``triage run``: nothing will bring a local cluster's workers
 back, and a one-shot run must end with a reason) or, given a ``record`` callback
@@ -124,6 +125,20 @@ class WorkerWatch:
             self.record("workers-none", {"scheduler": self.client.scheduler.address, "waiting_tasks": waiting,
                                          "since": self._wall_since.isoformat(timespec="seconds"),
                                          "reason": why_no_workers(self.client)})
+
+    def heard(self) -> None:
+        """Called when results came back: after an outage, the workers that sent them are back.
+
+        A wait that times out is not the only moment they can be seen returning. A worker that
+        joins and hands back the remaining results between two of the driver's timed-out waits
+        (a small job's last tasks) would otherwise leave ``workers-none`` without its
+        ``workers-back``, and the dashboard would say the dispatcher waits for workers for ever.
+        """
+        if self.since is None:
+            return
+        n = self.workers()
+        if n > 0:
+            self._back(n)
 
     def tick(self) -> None:
         """Called on every driver step: at most every ``every`` s, report workers the version guard refused

@@ -87,6 +87,8 @@ class Driver:
             except Exception as exc:  # noqa: BLE001 - this run is over; the others are not
                 self.drop(run)
                 failed.append((run, exc))
+        if done:  # results came back: a reported outage is over even if no wait timed out since
+            self.watch.heard()
         return failed
 
     def _wait(self, timeout: float | None) -> set[Any]:

@@ -82,3 +82,35 @@ def test_a_run_whose_workers_all_die_fails_in_one_line_instead_of_waiting(small_
     assert "no-workers-seconds: 3" in line and "lost unexpectedly" in line, line
     assert waited < 60, waited
     assert not (out / "files.parquet").exists()  # nothing half-written is committed
+
+
+def test_workers_back_is_recorded_when_the_returning_worker_finishes_between_two_looks(small_disk: Path,
+                                                                                       tmp_path: Path):
+    """The dashboard's warning that stayed for ever: serve reported ``workers-none``, a worker joined and
+    handed back every remaining result before any wait for results timed out (a small job's last tasks),
+    the job ended, and the watch, asked only after a timed-out wait, never said the workers were back."""
+    from distributed import wait
+
+    from triage.driver import Driver
+    from triage.runstate import ImageRun
+
+    procs = DaskProcs(tmp_path)
+    events: list[tuple[str, dict]] = []
+    try:
+        procs.start_scheduler()
+        with procs.client() as client:
+            watch = WorkerWatch(client, limit=0.0, every=0.2, record=lambda a, d: events.append((a, d)))
+            driver = Driver(client, watch=watch)
+            run = ImageRun(small_disk, tmp_path / "out", workdir=tmp_path / "work")
+            wait_for("the watch to report no workers",
+                     lambda: driver.step([run], timeout=0.5) == [] and [a for a, _ in events] == ["workers-none"],
+                     timeout=30)
+            procs.start_worker("late")
+            watch.every = 3600.0  # from here on no wait times out: the results come back between two looks
+            wait([f for _, _, f in driver._inflight.values()], timeout=120)
+            while not run.finished:
+                assert driver.step([run], timeout=120) == []
+    finally:
+        procs.close()
+    assert [a for a, _ in events] == ["workers-none", "workers-back"], events
+    assert events[1][1]["workers"] == 1 and events[1][1]["outage_seconds"] > 0, events
