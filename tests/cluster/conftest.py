@@ -71,7 +71,7 @@ def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_disk(fault_dir: Path, backlog_disks: Path) -> Path:
-    """A 32 MiB MBR disk, one ext4 partition: ~390 files (60 photos), one 2 MiB file; about 10 s on 2 workers."""
+    """A 32 MiB MBR disk, one ext4 partition: ~390 files (60 photos), one 2 MiB file; about 3 s on one worker."""
     from triage_test_fixtures.backlog import build_busy_disk
 
     return build_busy_disk(backlog_disks, 12, size_mib=32, pictures=60, others=300, big_mib=(2,))
