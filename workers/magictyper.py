@@ -18,7 +18,8 @@ import os
 import struct
 from pathlib import Path
 
-from triage.workers.magicdb import ASCII_TEXT, CONTROL, SIZES, Database, Group
+from triage.workers.magicdb import SIZES, Database
+from triage.workers.magicentries import ASCII_TEXT, CONTROL, Group
 
 log = logging.getLogger(__name__)
 
