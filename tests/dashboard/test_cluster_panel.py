@@ -43,7 +43,6 @@ def test_the_panel_shows_lost_restarted_and_retired_workers_and_a_dispatcher_wai
     # the cluster tests' small disk (same shape, built once per session)
     disk = build_busy_disk(backlog_disks, 12, size_mib=32, pictures=60, others=300, big_mib=(2,))
     home = tmp_path / "home"
-    job = submit(home, disk, "OP-PANEL", "P/1", "normal")
     procs = DaskProcs(tmp_path)
     port = free_port()
     serve = Serve(home, scheduler="", env=ENV, log=tmp_path / "serve.log")
@@ -59,6 +58,9 @@ def test_the_panel_shows_lost_restarted_and_retired_workers_and_a_dispatcher_wai
                  explain=serve.log_tail)
         page.evaluate("window.__notReloaded = true")
         wait_for("w1 in the panel", lambda: "w1" in page.locator("#cluster table.workers").inner_text(), 60)
+        # submitted only now: the small job takes a worker about 3 s, and on a loaded machine the dispatcher and
+        # the page start slower than that, so a job queued before them could end before w1 is caught holding a task
+        job = submit(home, disk, "OP-PANEL", "P/1", "normal")
 
         with procs.client() as watcher:  # w1 dies with its nanny while it holds a task of the job
             addr = procs.workers()["w1"]["address"]
