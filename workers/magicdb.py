@@ -37,9 +37,10 @@ that provably fail on that buffer:
 Anything the analysis does not recognise is kept, so the worst case is the whole
 database. What each test needs is read from the database once per process
 (:mod:`triage.workers.magicentries`); this module turns a class of buffers into the
-groups kept, and the groups kept into a loadable copy. Where the database is not one compiled file (a MAGIC variable, entries
-in /etc/magic), or libmagic or its file format is not the version this argument
-was checked against, typing uses python-magic as before (triage.workers.magictyper).
+groups kept, and the groups kept into a loadable copy. Where the database is not
+one compiled file (a MAGIC variable, entries in /etc/magic), or libmagic or its
+file format is not the version this argument was checked against, typing uses
+python-magic as before (triage.workers.magictyper).
 
 Measured (bench_magic.py, 1,245 files of the run benchmark, loaded 2-core machine):
 libmagic's description call 0.43 -> ~0.13 CPU ms per file warm (text 1.7 -> ~0.2,
@@ -72,25 +73,24 @@ class Database:
         parsed = Entries(data)                                     # the static analysis (triage.workers.magicentries)
         self.data, self.n0 = data, parsed.n0
         self.groups, self.literals = parsed.groups, parsed.literals
-        self.names, self.definitions, self.name_uses = parsed.names, parsed.definitions, parsed.name_uses
+        definitions, name_uses = parsed.definitions, parsed.name_uses     # only the `use` table below needs them
         self._tables()
         self._entry_group = np.repeat(np.arange(len(self.groups)), [g.end - g.start for g in self.groups])
         # which name definitions each group reaches through `use` chains, as a (groups x names) table
-        index = {n: i for i, n in enumerate(dict.fromkeys(n for n, _, _ in self.definitions))}
+        index = {n: i for i, n in enumerate(dict.fromkeys(n for n, _, _ in definitions))}
         closure = {}
         for name in index:
             seen, todo = set(), {name}
             while todo:
                 n = todo.pop()
                 seen.add(n)
-                todo |= self.name_uses.get(n, frozenset()) - seen
+                todo |= name_uses.get(n, frozenset()) - seen
             closure[name] = [index[n] for n in seen if n in index]
         self._reach = np.zeros((len(self.groups), len(index)), dtype=bool)
         for i, g in enumerate(self.groups):
             for name in g.uses:
                 self._reach[i, closure.get(name, [])] = True
-        self._entry_name = np.repeat([index[n] for n, _, _ in self.definitions],
-                                     [b - a for _, a, b in self.definitions])
+        self._entry_name = np.repeat([index[n] for n, _, _ in definitions], [b - a for _, a, b in definitions])
 
     def _tables(self) -> None:
         """The groups' rules as arrays, so that a class of buffers is worked out in a few vector steps."""

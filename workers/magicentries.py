@@ -115,7 +115,6 @@ class Entries:
                                      self._alien(needs, _ASCII_SET), self._alien(needs, _NO_CONTROL_SET), idx, routes,
                                      self._test(start, e) if routes and binary_only else None, uses))
         self.literals = list(literals)                            # (literal, case-folded)
-        del self.entries, self._memo
 
     @staticmethod
     def _alien(needs: dict[int, frozenset[int]], alphabet: frozenset[int]) -> int | None:
