@@ -15,7 +15,13 @@ that provably fail on that buffer:
 * (A) a ``search`` or ``regex`` test needs a literal (the search string, or the
   longest run of plain characters a regular expression cannot match without);
   if the buffer does not contain it (case-folded where the test ignores case),
-  the test fails wherever and however far it looks. Hyperscan finds all those
+  the test fails wherever and however far it looks. A group whose first test
+  needs none is held to the literals of the ``search``/``regex`` lines every
+  line of it that acts (prints, gives a MIME type, ``use``s a name, re-runs the
+  database) continues: matching without acting changes nothing outside the
+  group (``0 byte 0`` then a search for ".etl" in UTF-16: half the cost of
+  unrecognised data that starts with a NUL). Literals of a control byte alone
+  are not used so: most binary data holds them. Hyperscan finds all the
   literals in one pass. Text tests see libmagic's UTF-8 conversion of the
   buffer, not the buffer: they are only dropped when no byte of the buffer is a
   control character libmagic's text detection refuses, so the conversion keeps
@@ -30,6 +36,13 @@ that provably fail on that buffer:
   (``indirect``, directly or through ``use``d names): every way to such a line
   is checked (C) against the buffer (a JPEG re-runs it on an Exif block, so
   only where "Exif" is in the buffer), and where one stays open only (A) applies.
+* (D) where libmagic's encoding detection finds no text (a NUL byte before the
+  buffer's trailing NULs, which ascmagic strips, and no UTF-16 or UTF-32
+  byte-order mark: every encoding libmagic tries, EBCDIC included, refuses a NUL
+  then), libmagic never makes its text pass: the tests only that pass runs are
+  all dropped, and a test of both passes (SVG's ``search/wctb``) is held to (A)
+  and (B) on the buffer itself. On unrecognised binary data that one case-folding
+  search cost ~40 % of the description call.
 * Name definitions (``use`` targets) no kept group reaches are left out too:
   libmagic looks a name up by scanning all ~6,000 entries of its second set at
   every ``use``.
@@ -99,6 +112,7 @@ class Database:
         self._lit = np.array([list(x.literal or ()) + [n] * (width - len(x.literal or ())) for x in g])
         self._has_lit = np.array([x.literal is not None for x in g])
         self._text = np.array([x.text for x in g])
+        self._text_only = self._text & ~np.array([x.binary for x in g])
         self._routes = np.array([bool(x.routes) for x in g])
         self._first_bad = np.zeros((256, len(g)), dtype=bool)
         for i, x in enumerate(g):
@@ -110,16 +124,19 @@ class Database:
                        False: np.array([far if x.text or x.alien_text is None else x.alien_text for x in g])}
 
     def kept(self, first: int | None, ascii_text: bool, no_control: bool, present: frozenset[int],
-             size: int = 0) -> tuple[int, int, list[Group]]:
+             size: int = 0, no_text: bool = False) -> tuple[int, int, list[Group]]:
         """For a class of buffers, as bit masks over :attr:`groups`: (the groups that may match, the
         same without the rules B and E, the groups left that may re-run the database on a
-        sub-buffer, where B and E do not hold)."""
+        sub-buffer, where B and E do not hold). ``no_text``: libmagic makes no text pass (D)."""
         hit = np.zeros(len(self.literals) + 1, dtype=bool)
         hit[list(present)] = True
-        a_keep = ~(self._has_lit & ~hit[self._lit].any(axis=1) & (~self._text | no_control))   # (A)
+        raw = ~self._text | no_control | no_text                  # tests that see the buffer's own bytes
+        a_keep = ~(self._has_lit & ~hit[self._lit].any(axis=1) & raw)                          # (A)
+        if no_text:
+            a_keep &= ~self._text_only                                                          # (D)
         ab_keep = a_keep
         if first is not None:
-            b_fail = self._first_bad[first] & (~self._text | ascii_text)                        # (B)
+            b_fail = self._first_bad[first] & (~self._text | ascii_text | no_text)              # (B)
             if no_control:
                 b_fail |= self._alien[ascii_text] < size                                        # (E)
             ab_keep = a_keep & ~b_fail

@@ -18,7 +18,7 @@ import struct
 import sys
 from dataclasses import dataclass
 
-from triage.workers.magicere import Ere, useful
+from triage.workers.magicere import MIN_LITERAL, Ere, useful
 
 ENTRY, _MGC_MAGIC, _MGC_VERSION = 376, 0xF11E041C, 18          # struct magic of libmagic 5.44 (version 18)
 _STRING, _REGEX, _SEARCH, _INDIRECT, _NAME, _USE = 5, 17, 20, 41, 45, 46
@@ -103,7 +103,7 @@ class Entries:
         self.groups: list[Group] = []
         for start, end in zip(starts, starts[1:]):
             e = self.entries[start]
-            clause = self._literal(start, e)
+            clause = self._literal(start, e) or self._guarded(start, end)
             idx = tuple(literals.setdefault(lit, len(literals)) for lit in clause) if clause else None
             binary_only = bool(e[1] & _BINTEST) and not e[1] & _TEXTTEST
             uses = self._uses(start, end)
@@ -213,6 +213,35 @@ class Entries:
         if reln in b"<>" and flag & 0x08:                         # UNSIGNED: no sign extension
             return (chr(reln), off, size, order, (mask or full) & full, value)
         return None
+
+    def _guarded(self, lo: int, hi: int) -> tuple[tuple[bytes, bool], ...] | None:
+        """(literal, case-folded) pairs one of which the buffer must contain for group ``[lo, hi)``
+        to do anything (A), where its first test needs none: every line that prints, annotates,
+        ``use``s a name or re-runs the database runs only after a ``search``/``regex`` line that
+        needs a literal (itself, or one of the lines it continues); None where one does not. A
+        group that matches without doing anything leaves nothing behind: its state is its own."""
+        need: dict[tuple[bytes, bool], None] = {}
+        last: dict[int, tuple | None] = {}
+        for i in range(lo, hi):
+            e = self.entries[i]
+            level, own = e[0], self._literal(i, e)
+            if own and not all(len(lit) >= MIN_LITERAL for lit, _ in own):
+                own = None                                       # a control byte: in most binary data
+            if self._acts(i, e):
+                guards = [c for c in (*(last.get(k) for k in range(level)), own) if c]
+                if not guards:
+                    return None
+                need.update(dict.fromkeys(min(guards, key=len)))
+            last[level] = own
+            for k in [k for k in last if k > level]:
+                del last[k]
+        return tuple(need) or None
+
+    def _acts(self, i: int, e: tuple) -> bool:
+        """Whether line ``i`` does something when it matches: prints its description, gives a MIME
+        type, Apple type or extension, calls a name or re-runs the database."""
+        at = ENTRY * (1 + i)
+        return e[5] in (_USE, _INDIRECT, _NAME) or any(self.data[at + k] for k in (160, 224, 304, 312))
 
     def _literal(self, i: int, e: tuple) -> tuple[tuple[bytes, bool], ...] | None:
         """(literal, case-folded) pairs one of which the buffer must contain for ``search``/``regex``

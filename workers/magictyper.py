@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 LIBMAGIC_TESTED = range(544, 545)
 #: libmagic MAGIC_MIME_TYPE
 MIME_TYPE = 0x10
+#: libmagic MAGIC_PARAM_ENCODING_MAX: how much of a buffer its encoding detection reads
+_ENCODING_MAX = 7
+#: byte-order marks of the text encodings libmagic accepts NUL bytes in (UTF-16, UTF-32 big-endian;
+#: UTF-32 little-endian starts with UTF-16's)
+_NUL_TEXT_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\0\0\xfe\xff")
 #: databases kept loaded per thread (each 1-3 MiB, the whole one 8 MiB)
 HANDLES = 24
 #: classes of buffers remembered per thread (each a few hundred bytes)
@@ -46,7 +51,21 @@ def _lib() -> ctypes.CDLL:
     lib.magic_error.restype, lib.magic_error.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
     lib.magic_setflags.restype, lib.magic_setflags.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_int]
     lib.magic_getpath.restype, lib.magic_getpath.argtypes = ctypes.c_char_p, [ctypes.c_char_p, ctypes.c_int]
+    lib.magic_getparam.restype = ctypes.c_int
+    lib.magic_getparam.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
     return lib
+
+
+def encoding_max(lib: ctypes.CDLL) -> int:
+    """How many bytes of a buffer libmagic's encoding detection reads (64 KiB in 5.44); 0 where it
+    does not say, which turns the rule D of triage.workers.magicdb off."""
+    cookie, value = lib.magic_open(0), ctypes.c_size_t(0)
+    if not cookie:
+        return 0
+    try:
+        return value.value if lib.magic_getparam(cookie, _ENCODING_MAX, ctypes.byref(value)) == 0 else 0
+    finally:
+        lib.magic_close(cookie)
 
 
 def default_database_path(lib: ctypes.CDLL) -> Path | None:
@@ -152,6 +171,7 @@ class Typer:
     def __init__(self, lib: ctypes.CDLL, db: Database, scanner: object) -> None:
         self.lib, self.db, self.scanner = lib, db, scanner
         self._scratch = None
+        self._encoding_max = encoding_max(lib)
         #: literals the Hyperscan database leaves out (those with a NUL byte: see _literal_scanner)
         self._nul = [(i, lit, fold) for i, (lit, fold) in enumerate(db.literals) if b"\0" in lit]
         self._classes: dict[tuple, tuple[int, int, list[Group]]] = {}  # class -> database ids
@@ -188,7 +208,8 @@ class Typer:
         else:
             ascii_text, no_control = False, CONTROL.search(head) is None
         size = next(s for s in SIZES if s <= len(head))
-        key = (head[0] if head else None, ascii_text, no_control, self.present(head), size)
+        key = (head[0] if head else None, ascii_text, no_control, self.present(head), size,
+               not no_control and self.no_text(head))
         cls = self._classes.get(key)
         if cls is None:
             if len(self._classes) > CLASSES:                            # bounded: forget classes, keep handles
@@ -198,6 +219,14 @@ class Typer:
             ab, a, risky = self.db.kept(*key)
             cls = self._classes[key] = (self._ident(ab), self._ident(a), risky)
         return cls[1] if cls[2] and self.db.reaches_indirect(cls[2], head) else cls[0]
+
+    def no_text(self, head: bytes) -> bool:
+        """Whether libmagic's encoding detection finds no text in ``head`` (rule D of
+        triage.workers.magicdb), so that it makes no text pass: a NUL byte within what the detection
+        reads, before the trailing NULs ascmagic strips, and no byte-order mark of UTF-16 or UTF-32
+        (the encodings whose text holds NULs)."""
+        seen = head[: self._encoding_max]
+        return b"\0" in seen.rstrip(b"\0") and not head.startswith(_NUL_TEXT_BOMS)
 
     def kept(self, ident: int) -> int:
         """The mask of the groups database ``ident`` keeps."""

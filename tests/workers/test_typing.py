@@ -51,6 +51,16 @@ def _samples() -> dict[str, bytes]:
         "troff": b".TH TRIAGE 1\n.SH NAME\ntriage \\- evidence\n.SH SYNOPSIS\n" * 5,
         "subrip-utf16": "1\r\n00:00:01,000 --> 00:00:02,000\r\nhello\r\n\r\n".encode("utf-16"),
         "utf16-text": ("\ufeff" + line + "\n").encode("utf-16-le") * 10,
+        # NUL bytes: libmagic reads no text then (its text tests are left out), except trailing NULs,
+        # which it strips, and in UTF-16/32 after their byte-order marks
+        "nul-in-text": (line + "\n").encode() * 10 + b"\0" + (line + "\n").encode() * 10,
+        "trailing-nuls": (line + "\n").encode() * 20 + b"\0\0\0",
+        "html-nul": b"<!DOCTYPE html>\n<html><head>\0<title>x</title></head><body>" + line.encode()
+                    + b"</body></html>\n",
+        "svg-nul": b'<?xml version="1.0"?>\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN">\n\0<svg></svg>\n',
+        "utf32-text": (line + "\n").encode("utf-32") * 5,
+        # a group whose first test (a NUL byte) needs nothing, but which acts only after finding a word
+        "etl": b"\0" + rnd.randbytes(900) + ".etl\0".encode("utf-16-le") + rnd.randbytes(900),
         "random": rnd.randbytes(5000),
         "zeros": bytes(3000),
         "jpeg": _picture("JPEG"),
@@ -88,7 +98,7 @@ def test_answers_equal_the_file_command(samples: dict[str, bytes], file_oracle: 
 def test_mime_is_derived_only_where_libmagic_fixes_it(samples: dict[str, bytes]) -> None:
     """Plain text and "data" cost one libmagic call; everything else, traps included, two."""
     one = {"ascii", "crlf", "cr", "mixed-terminators", "no-terminator", "long-lines", "utf8", "utf8-bom", "iso-8859",
-           "extended-ascii", "escapes", "overstrike", "random", "zeros"}
+           "extended-ascii", "escapes", "overstrike", "random", "zeros", "nul-in-text", "trailing-nuls", "html-nul"}
     for name, data in samples.items():
         before = typing_stats()["libmagic_calls"]
         magic_type(data)
@@ -247,6 +257,86 @@ def test_a_text_file_is_typed_without_most_of_the_database(samples: dict[str, by
     cpp = b"#include <vector>\nnamespace triage {\nclass Ledger {\n public:\n  int n;\n};\n}\n"
     assert typer.kept(typer.database(cpp)).bit_count() > plain
     assert typer(cpp) == magic_type(cpp)[1] and "C++" in typer(cpp)
+
+
+def _groups(typer, mask: int) -> set[int]:
+    return {i for i in range(len(typer.db.groups)) if mask >> i & 1}
+
+
+def test_a_buffer_libmagic_cannot_read_as_text_is_typed_without_the_text_tests(samples: dict[str, bytes]) -> None:
+    """Rule D: with a NUL byte before its trailing NULs and no UTF-16/32 byte-order mark, libmagic
+    makes no text pass, so no text-only test is kept, and the one test of both passes (SVG's) is
+    kept only where its word ("<!doctype", case-folded) is in the buffer itself. Trailing NULs and
+    a UTF-32 text keep the text tests (libmagic reads those as text). The answers are the whole
+    database's either way."""
+    import magic
+
+    from triage.workers import magictyper
+
+    typer = magictyper.typer()
+    groups = typer.db.groups
+    text_only = {i for i, g in enumerate(groups) if g.text and not g.binary}
+    both = {i for i, g in enumerate(groups) if g.text and g.binary}
+    assert text_only and both
+    kept = {name: _groups(typer, typer.kept(typer.database(samples[name])))
+            for name in ("nul-in-text", "html-nul", "random", "svg-nul", "trailing-nuls", "utf32-text", "ascii")}
+    for name in ("nul-in-text", "html-nul", "random"):
+        assert not kept[name] & text_only, name
+    assert not (kept["nul-in-text"] | kept["random"]) & both        # no "<!doctype" in them
+    assert both <= kept["html-nul"]                                 # "<!DOCTYPE html": SVG's word (case-folded)
+    assert both <= kept["svg-nul"] and not kept["svg-nul"] & text_only
+    for name in ("trailing-nuls", "utf32-text", "ascii"):
+        assert kept[name] & text_only, name
+    whole_d, whole_m = magic.Magic(), magic.Magic(mime=True)
+    for name in kept:
+        data = samples[name]
+        assert (typer(data), typer(data, magictyper.MIME_TYPE)) == (whole_d.from_buffer(data),
+                                                                    whole_m.from_buffer(data)), name
+
+
+def test_a_group_that_acts_only_after_finding_a_word_is_left_out_without_it(samples: dict[str, bytes]) -> None:
+    """A group whose first test needs no literal (a NUL first byte) but which prints nothing until a
+    `search` finds ".etl" in UTF-16 is left out of a buffer without that word, and kept, and
+    answering "Windows Event Trace Log", with it."""
+    import magic
+
+    from triage.workers import magictyper
+
+    typer = magictyper.typer()
+    word = ".etl\0".encode("utf-16-le")
+    etl = [i for i, g in enumerate(typer.db.groups)
+           if g.literal and word in [typer.db.literals[k][0] for k in g.literal]]
+    assert etl and typer.db.groups[etl[0]].first == frozenset({0})
+    with_word = samples["etl"]
+    without = with_word.replace(word, b"\1" * len(word))
+    assert etl[0] in _groups(typer, typer.kept(typer.database(with_word)))
+    assert etl[0] not in _groups(typer, typer.kept(typer.database(without)))
+    assert typer(with_word) == magic.Magic().from_buffer(with_word) == "Windows Event Trace Log"
+    assert typer(without) == magic.Magic().from_buffer(without)
+
+
+def test_reduced_databases_answer_as_the_whole_one_on_planted_words() -> None:
+    """Random buffers (first byte NUL, random or printable; with NULs inside or not) with words the
+    reduced databases filter on planted at random places: every answer, description and MIME type,
+    is the whole database's."""
+    import magic
+
+    from triage.workers import magictyper
+
+    typer = magictyper.typer()
+    lits = [lit for lit, _ in typer.db.literals]
+    rng = random.Random(23)
+    whole_d, whole_m = magic.Magic(), magic.Magic(mime=True)
+    for _ in range(150):
+        buf = bytearray(rng.choice([rng.randbytes, lambda n: bytes(rng.choice(b"abc <>=/\n") for _ in range(n))])(
+            rng.randint(16, 4096)))
+        buf[0] = rng.choice([0, buf[0], 0x30, ord("<")])
+        for word in rng.sample(lits, rng.randint(0, 3)):
+            at = rng.randint(0, len(buf))
+            buf[at:at] = word
+        data = bytes(buf)
+        assert (typer(data), typer(data, magictyper.MIME_TYPE)) == (whole_d.from_buffer(data),
+                                                                    whole_m.from_buffer(data)), data[:64]
 
 
 def test_a_buffers_class_is_worked_out_once_for_both_calls(samples: dict[str, bytes]) -> None:
