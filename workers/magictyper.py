@@ -1,9 +1,10 @@
 """Typing through reduced magic databases (triage.workers.magicdb): libmagic handles, per thread.
 
 A worker thread's :class:`Typer` classifies each buffer (first byte, plain ASCII
-text or text without control bytes, which filter literals it contains, length),
+text or text without control bytes, which filter literals it contains, length,
+whether libmagic can read it as text at all),
 loads the reduced database of that class once, and asks libmagic through it. The
-process shares the analysed database and the Hyperscan literal scanner; handles,
+process shares the analysed database and the Hyperscan literal scanners; handles,
 Hyperscan scratch space and caches are the thread's own (libmagic is not
 thread-safe).
 """
@@ -90,7 +91,7 @@ def default_database_path(lib: ctypes.CDLL) -> Path | None:
 
 @functools.cache
 def shared() -> tuple[ctypes.CDLL, Database, object] | None:
-    """(libmagic, the analysed database, a Hyperscan literal database or None), once per process;
+    """(libmagic, the analysed database, Hyperscan literal databases or None), once per process;
     None where the reduced databases cannot be proven to answer as libmagic does."""
     try:
         lib = _lib()
@@ -106,20 +107,27 @@ def shared() -> tuple[ctypes.CDLL, Database, object] | None:
     return lib, db, _literal_scanner(db.literals)
 
 
-def _literal_scanner(literals: list[tuple[bytes, bool]]) -> object:
-    """A Hyperscan database of the literals without a NUL byte, through its literal API (~0.04 s to
-    compile, against ~0.11 s for the same literals as escaped patterns: every worker process pays
-    it); ids are indices into ``literals``. The bindings pass literals as C strings, where a NUL
-    would end one early: those few are looked for with ``in`` (:meth:`Typer.present`)."""
+def _literal_scanner(literals: list[tuple[bytes, bool]]) -> tuple | None:
+    """Hyperscan databases finding the literals, ids indices into ``literals``: those without a NUL
+    byte through its literal API (~0.04 s to compile, against ~0.11 s for the same literals as
+    escaped patterns: every worker process pays it), the few with one as escaped patterns (the
+    bindings pass literals as C strings, where a NUL would end one early; ``in`` on each cost
+    ~2.5 us per literal per buffer). None where Hyperscan is unavailable (``in`` finds them all)."""
     try:
         import hyperscan
 
-        plain = [(i, lit, fold) for i, (lit, fold) in enumerate(literals) if b"\0" not in lit]
-        hs = hyperscan.Database()
-        hs.compile(expressions=[lit for _, lit, _ in plain], ids=[i for i, _, _ in plain], literal=True,
-                   flags=[hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if fold else 0)
-                          for _, _, fold in plain])
-        return hs
+        out = []
+        for literal in (True, False):
+            items = [(i, lit, fold) for i, (lit, fold) in enumerate(literals) if (b"\0" not in lit) == literal]
+            if not items:
+                continue
+            hs = hyperscan.Database()
+            hs.compile(expressions=[lit if literal else b"".join(b"\\x%02x" % c for c in lit) for _, lit, _ in items],
+                       ids=[i for i, _, _ in items], literal=literal,
+                       flags=[hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if fold else 0)
+                              for _, _, fold in items])
+            out.append(hs)
+        return tuple(out)
     except Exception as exc:  # noqa: BLE001 - ImportError, hyperscan.error, a CPU Hyperscan refuses
         log.info("magic literals found with bytes.find (%s: %s)", type(exc).__name__, exc)
         return None
@@ -168,12 +176,10 @@ class Typer:
     its own is loaded when it comes back; at most ``HANDLES`` databases stay loaded.
     """
 
-    def __init__(self, lib: ctypes.CDLL, db: Database, scanner: object) -> None:
+    def __init__(self, lib: ctypes.CDLL, db: Database, scanner: tuple | None) -> None:
         self.lib, self.db, self.scanner = lib, db, scanner
-        self._scratch = None
+        self._scratch: list | None = None
         self._encoding_max = encoding_max(lib)
-        #: literals the Hyperscan database leaves out (those with a NUL byte: see _literal_scanner)
-        self._nul = [(i, lit, fold) for i, (lit, fold) in enumerate(db.literals) if b"\0" in lit]
         self._classes: dict[tuple, tuple[int, int, list[Group]]] = {}  # class -> database ids
         self._ids: dict[int, int] = {}                               # mask of kept groups -> database id
         self._kept: dict[int, int] = {}
@@ -192,12 +198,10 @@ class Typer:
         if self._scratch is None:
             import hyperscan
 
-            self._scratch = hyperscan.Scratch(self.scanner)
+            self._scratch = [hyperscan.Scratch(hs) for hs in self.scanner]
         found: set[int] = set()
-        self.scanner.scan(head, match_event_handler=lambda i, *_: found.add(i), scratch=self._scratch)
-        for i, lit, fold in self._nul:
-            if lit in (head.lower() if fold else head):
-                found.add(i)
+        for hs, scratch in zip(self.scanner, self._scratch):
+            hs.scan(head, match_event_handler=lambda i, *_: found.add(i), scratch=scratch)
         return frozenset(found)
 
     def database(self, head: bytes) -> int:
