@@ -90,7 +90,7 @@ def default_database_path(lib: ctypes.CDLL) -> Path | None:
 
 
 @functools.cache
-def shared() -> tuple[ctypes.CDLL, Database, object] | None:
+def shared() -> tuple[ctypes.CDLL, Database, tuple | None] | None:
     """(libmagic, the analysed database, Hyperscan literal databases or None), once per process;
     None where the reduced databases cannot be proven to answer as libmagic does."""
     try:
