@@ -61,7 +61,8 @@ JPEG ~0.12 either way: its own segment walk prints a dozen numbers, and libmagic
 5.44 compiles a regular expression to check each format string, 9 per JPEG);
 identical answers on the benchmark, the corpus images and ~3,900 files of /usr
 (description and MIME). Rule D and the continuation literals took a file's whole
-typing from 0.15-0.21 to 0.126-0.127 CPU ms (alternating runs, best of 7 passes).
+warm typing from 1.155 M to 1.014 M instructions (callgrind; timings on the shared
+machine moved too much to say more than ~0.12-0.14 CPU ms).
 tests/workers/test_typing.py compares answers with `file`'s and the whole database's.
 """
 

@@ -26,6 +26,8 @@ _STRING, _REGEX, _SEARCH, _INDIRECT, _NAME, _USE = 5, 17, 20, 41, 45, 46
 _NUMBERS = {1: (1, "little"), 2: (2, sys.byteorder), 4: (4, sys.byteorder), 7: (2, "big"), 8: (4, "big"),
             10: (2, "little"), 11: (4, "little")}
 _INDIR, _OFFNEGATIVE, _BINTEST, _TEXTTEST = 0x01, 0x80, 0x20, 0x40
+#: where a struct magic holds its description, MIME type, Apple type and extension (each a C string)
+_ANNOTATIONS = (160, 224, 304, 312)
 _CASE = 0x4 | 0x8                                                # STRING_IGNORE_LOWERCASE | STRING_IGNORE_UPPERCASE
 _WHITESPACE = 0x1 | 0x2                                          # STRING_COMPACT_(OPTIONAL_)WHITESPACE
 #: string flags that do not change which bytes must be present (printing, text/binary, range units)
@@ -241,7 +243,7 @@ class Entries:
         """Whether line ``i`` does something when it matches: prints its description, gives a MIME
         type, Apple type or extension, calls a name or re-runs the database."""
         at = ENTRY * (1 + i)
-        return e[5] in (_USE, _INDIRECT, _NAME) or any(self.data[at + k] for k in (160, 224, 304, 312))
+        return e[5] in (_USE, _INDIRECT, _NAME) or any(self.data[at + k] for k in _ANNOTATIONS)
 
     def _literal(self, i: int, e: tuple) -> tuple[tuple[bytes, bool], ...] | None:
         """(literal, case-folded) pairs one of which the buffer must contain for ``search``/``regex``

@@ -57,6 +57,7 @@ def _lib() -> ctypes.CDLL:
     return lib
 
 
+@functools.cache
 def encoding_max(lib: ctypes.CDLL) -> int:
     """How many bytes of a buffer libmagic's encoding detection reads (64 KiB in 5.44); 0 where it
     does not say, which turns the rule D of triage.workers.magicdb off."""
