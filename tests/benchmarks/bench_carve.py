@@ -608,31 +608,97 @@ def print_carve_split(img: Path, repeats: int = 2) -> None:
 # ---------------------------------------------------------------- main
 
 
+def startup_seconds() -> dict[str, float]:
+    """Wall seconds of a whole ``triage run`` that has almost nothing to do (an empty 8 MiB FAT image,
+    the timed run's options), best of 2: ``local`` starts the CLI and a 2-worker local cluster, walks,
+    writes and stops it (what the timed run pays besides its work); ``scheduler`` is the same run on
+    a running ``dask scheduler`` with 2 ``dask worker`` processes (a cluster operator's set-up: the
+    cluster's start is not the run's). fiwalk and foremost, C programs, pay ~0."""
+    import bench_scale
+    from distributed import Client
+
+    work = ROOT / "runs" / f"startup-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    img = work / "empty.raw"
+    with open(img, "wb") as f:
+        f.truncate(8 * MIB)
+    subprocess.run(["mkfs.vfat", str(img)], check=True, capture_output=True)
+
+    def best(extra: list[str]) -> float:
+        walls = []
+        for i in range(2):
+            out = work / f"out-{extra[0].lstrip('-')}-{i}"
+            t, proc = timed([triage_exe(), "run", str(img), "-o", str(out), "--no-progress", "--json",
+                             "--extract-carved", *extra])
+            if proc.returncode != 0:
+                raise SystemExit(f"triage failed on an empty image ({proc.returncode}): {proc.stderr[-2000:]}")
+            walls.append(t["wall"])
+        return min(walls)
+
+    try:
+        local = best(["--workers", "2"])
+        cluster = bench_scale.External(2, work)
+        try:
+            with Client(cluster.address, timeout="60s") as client:
+                client.wait_for_workers(2, timeout=120)
+            running = best(["--scheduler", cluster.address])
+        finally:
+            cluster.close()
+        return {"local": local, "scheduler": running}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def print_floor(img: Path, truth: dict, both: float) -> None:
-    """The least any run that hashes the image and pHashes every carved picture can take on 2 cores:
-    the image md5 chain, or the image's md5+sha256 plus the pictures' decode floor (bench_phash.py's:
-    JPEG entropy decoding at 1/8 scale, PNG inflate; GIFs and every other per-object step counted as
-    free), spread over both cores; next to the time the <= 0.5 target allows."""
+    """The least any run that hashes the image and its carved objects and pHashes every carved picture
+    can take on 2 cores, next to the time the <= 0.5 target allows.
+
+    Issue #11's limit: md5+sha1+sha256 over every content byte hashed (here at least the whole
+    planted objects, which every correct run carves) plus md5+sha256 over the image, spread over
+    the cores, never below the image md5 chain; plus the pictures' decode floor (bench_phash.py's:
+    JPEG entropy decoding at 1/8 scale, PNG inflate; GIFs, archive members and every other
+    per-object step counted as free). A whole ``triage run`` also pays its fixed start-up and stop
+    (:func:`startup_seconds`), shown apart: the target compares whole runs."""
     import bench_phash
     import probes
 
     pics: dict[bytes, bytes] = {}
+    content = {"md5": 0.0, "sha1": 0.0, "sha256": 0.0}
+    nbytes = 0
     with open(img, "rb") as f:
         for p in truth["planted"]:
-            if p["whole"] and p["kind"] in ("jpeg", "png"):
-                f.seek(p["offset"])
-                data = f.read(p["length"])
+            if not p["whole"]:
+                continue
+            f.seek(p["offset"])
+            data = f.read(p["length"])
+            nbytes += len(data)
+            for a in content:
+                h = hashlib.new(a)
+                t0 = time.thread_time()
+                h.update(data)
+                content[a] += time.thread_time() - t0
+            if p["kind"] in ("jpeg", "png"):
                 pics.setdefault(hashlib.sha256(data).digest(), data)
     t0 = time.process_time()
     for data in pics.values():
         bench_phash.decode_floor(data)
     pic_cpu = time.process_time() - t0
     cpu = probes.image_hash_cpu(img)
-    floor = max(cpu["md5"], (cpu["md5"] + cpu["sha256"] + pic_cpu) / 2)
-    print(f"  floor: image md5 {cpu['md5']:.1f} + sha256 {cpu['sha256']:.1f} CPU s, {len(pics)} distinct carved "
+    hashing = sum(content.values())
+    floor = max(cpu["md5"], (cpu["md5"] + cpu["sha256"] + hashing + pic_cpu) / 2)
+    start = startup_seconds()
+    allowed = 0.5 * both
+    print(f"  floor: image md5 {cpu['md5']:.1f} + sha256 {cpu['sha256']:.1f} CPU s, md5+sha1+sha256 of the "
+          f"{nbytes / MIB:.0f} MiB of whole carved objects {hashing:.1f} CPU s, {len(pics)} distinct carved "
           f"JPEG/PNG pictures' decode floor {pic_cpu:.1f} CPU s -> at least {floor:.1f} s on 2 cores = "
-          f"{floor / both:.2f}x fiwalk -f -X + foremost (target <= 0.5"
-          + ("; below this floor" if floor > 0.5 * both else "") + ")")
+          f"{floor / both:.2f}x fiwalk -f -X + foremost; the target <= 0.5 allows {allowed:.1f} s")
+    for how, label in (("local", "2-worker local cluster, as timed above"),
+                       ("scheduler", "a running dask scheduler with 2 workers")):
+        whole = floor + start[how]
+        print(f"         + a whole triage run's fixed start-up and stop on an empty image ({label}) "
+              f"{start[how]:.1f} s -> {whole:.1f} s = {whole / both:.2f}x"
+              + ("; the target is below this floor" if whole > allowed else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
