@@ -17,6 +17,8 @@ Nothing here knows about jobs or the audit log: the control plane passes a
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -67,17 +69,36 @@ def settle(client: Any, fut: Any, waiting: Callable[[], None] | None = None, eve
     wait for ever. ``waiting`` is called every ``every`` s while the result is not back (the
     driver's watch on the worker count: a run stops after ``cluster.no-workers-seconds``, serve
     says it waits for workers); without it the fetch waits as long as it takes.
+
+    Only the wait for the fetch times out, never the fetch: ``Future.result(timeout)`` cancels the
+    fetch it gives up on, and a cancelled fetch leaves the client's shared gather cancelled, so
+    that this result and every later one on the client raise (an ``UnboundLocalError`` out of
+    distributed's ``sync``): one result slower to fetch than ``every`` (a big batch, a busy
+    network) turned every task after it into a failed one. So the fetch runs on the client's
+    event loop until it ends, however long that takes, and this thread waits for it in steps.
     """
-    while True:
-        try:
-            return Settled(fut.key, fut.result(timeout=None if waiting is None else every))
-        except Exception as exc:  # noqa: BLE001 - a task's own error is an outcome, handed on as it is
-            if waiting is not None and isinstance(exc, TimeoutError) and fut.status != "error":
-                waiting()  # the fetch timed out, not the task: its result is being computed again
-                continue
-            if is_loss(client, exc):
-                raise SchedulerLost(f"lost the scheduler while task {fut.key} was out ({type(exc).__name__})") from exc
-            return Settled(fut.key, error=exc)
+    if waiting is None:
+        return _outcome(client, fut, fut.result)
+    coro = client.gather(fut, asynchronous=True)
+    try:
+        fetch = asyncio.run_coroutine_threadsafe(coro, client.loop.asyncio_loop)
+    except Exception as exc:  # noqa: BLE001 - e.g. the client's loop closed: judged like any outcome below
+        coro.close()
+        fetch = concurrent.futures.Future()
+        fetch.set_exception(exc)
+    while not concurrent.futures.wait([fetch], timeout=every).done:
+        waiting()  # not back yet: its worker may be gone and the task running again (raises to stop the run)
+    return _outcome(client, fut, fetch.result)
+
+
+def _outcome(client: Any, fut: Any, get: Callable[[], Any]) -> Settled:
+    """``get()``'s value as ``fut``'s outcome, its exception as the task's error, or SchedulerLost."""
+    try:
+        return Settled(fut.key, get())
+    except Exception as exc:  # noqa: BLE001 - a task's own error is an outcome, handed on as it is
+        if is_loss(client, exc):
+            raise SchedulerLost(f"lost the scheduler while task {fut.key} was out ({type(exc).__name__})") from exc
+        return Settled(fut.key, error=exc)
 
 
 def backoff(first: float = 1.0, cap: float = 30.0) -> Iterator[float]:

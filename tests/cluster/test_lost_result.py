@@ -61,3 +61,23 @@ def test_a_worker_killed_during_the_version_probe_is_gone_not_mixed(dask_procs) 
         versions = cluster_versions(client, got)
         assert list(versions) == [addrs["b"]]
         assert mixed_workers(client, versions) == {}
+
+
+def test_a_result_slower_to_fetch_than_the_watch_step_is_fetched_and_the_next_ones_too(dask_procs) -> None:
+    """Only the wait for a fetch times out, never the fetch: before, a result whose fetch took longer
+    than the watch's step (a big batch, a busy network) was cancelled mid-fetch, and that left the
+    client's shared gather cancelled: the result and every later one on that client settled as an
+    UnboundLocalError, i.e. tasks that ran well recorded as failed."""
+    dask_procs.start_scheduler()
+    dask_procs.start_worker("a")
+    asked: list[float] = []
+    with dask_procs.client() as client:
+        big = client.submit(bytes, 96 << 20, pure=False)       # ~100 MB: its fetch takes far longer than 0.5 ms
+        wait([big], timeout=60)
+        settled = settle(client, big, waiting=lambda: asked.append(time.monotonic()), every=0.0005)
+        assert settled.error is None and settled.value == bytes(96 << 20)
+        assert asked                                            # the wait did time out while the fetch went on
+        small = [client.submit(operator.add, i, 1, pure=False) for i in range(30)]
+        wait(small, timeout=60)
+        got = [settle(client, f, waiting=lambda: None, every=0.0005) for f in small]
+        assert [(s.value, s.error) for s in got] == [(i + 1, None) for i in range(30)]
