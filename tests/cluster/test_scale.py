@@ -76,7 +76,9 @@ def test_serve_adaptive_local_cluster_grows_with_the_backlog_and_releases_idle_w
     from distributed import Client
 
     home = tmp_path / "home"
-    env = {**ENV, "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION": "0.2s"}
+    # the scaler asks for ceil(queued + running work / target duration) workers, at most one a task: a
+    # small exhibit's tasks take tens of ms on a fast machine, so with 0.2 s one worker always sufficed
+    env = {**ENV, "DASK_DISTRIBUTED__ADAPTIVE__TARGET_DURATION": "0.01s"}
     with Serve(home, workers="1:3", env=env, log=tmp_path / "serve.log") as serve:  # type: ignore[arg-type]
         serve.start()
         address = wait_for("serve to print its scheduler",
