@@ -79,9 +79,10 @@ def settle(client: Any, fut: Any, waiting: Callable[[], None] | None = None, eve
     """
     if waiting is None:
         return _outcome(client, fut, fut.result)
-    coro = client.gather(fut, asynchronous=True)
+    owner = fut.client  # the client that holds the future (``client`` may be a wrapper around it)
+    coro = owner.gather(fut, asynchronous=True)
     try:
-        fetch = asyncio.run_coroutine_threadsafe(coro, client.loop.asyncio_loop)
+        fetch = asyncio.run_coroutine_threadsafe(coro, owner.loop.asyncio_loop)
     except Exception as exc:  # noqa: BLE001 - e.g. the client's loop closed: judged like any outcome below
         coro.close()
         fetch = concurrent.futures.Future()
