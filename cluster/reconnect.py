@@ -77,8 +77,6 @@ def settle(client: Any, fut: Any, waiting: Callable[[], None] | None = None, eve
     network) turned every task after it into a failed one. So the fetch runs on the client's
     event loop until it ends, however long that takes, and this thread waits for it in steps.
     """
-    if waiting is None:
-        return _outcome(client, fut, fut.result)
     owner = fut.client  # the client that holds the future (``client`` may be a wrapper around it)
     coro = owner.gather(fut, asynchronous=True)
     try:
@@ -87,15 +85,10 @@ def settle(client: Any, fut: Any, waiting: Callable[[], None] | None = None, eve
         coro.close()
         fetch = concurrent.futures.Future()
         fetch.set_exception(exc)
-    while not concurrent.futures.wait([fetch], timeout=every).done:
+    while not concurrent.futures.wait([fetch], timeout=None if waiting is None else every).done:
         waiting()  # not back yet: its worker may be gone and the task running again (raises to stop the run)
-    return _outcome(client, fut, fetch.result)
-
-
-def _outcome(client: Any, fut: Any, get: Callable[[], Any]) -> Settled:
-    """``get()``'s value as ``fut``'s outcome, its exception as the task's error, or SchedulerLost."""
     try:
-        return Settled(fut.key, get())
+        return Settled(fut.key, fetch.result())
     except Exception as exc:  # noqa: BLE001 - a task's own error is an outcome, handed on as it is
         if is_loss(client, exc):
             raise SchedulerLost(f"lost the scheduler while task {fut.key} was out ({type(exc).__name__})") from exc

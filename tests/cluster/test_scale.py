@@ -94,9 +94,11 @@ def test_serve_adaptive_local_cluster_grows_with_the_backlog_and_releases_idle_w
             jobs = [submit(home, small_disk, "OP-ADAPT", f"D/{n}", "normal") for n in (1, 2, 3)]
             job = jobs[0]
             most = 1
-            while any(s not in ("done", "failed") for s in _states(home, jobs)):
+            while True:
+                states = _states(home, jobs)  # one read of the queue a round
+                if all(s in ("done", "failed") for s in states):
+                    break
                 most = max(most, count())
-                states = _states(home, jobs)
                 # until the cluster has grown, keep two exhibits unfinished: a fast machine can work three
                 # small ones off before an added worker process has started (bounded: 12 in all)
                 if most < 2 and sum(s != "done" for s in states) < 2 and len(jobs) < 12:

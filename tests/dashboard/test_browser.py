@@ -188,8 +188,8 @@ def test_the_page_survives_the_dispatcher_killed_and_restarted(scene: Scene, chr
     dask_link = json.loads((scene.home / "scheduler.json").read_text())["dashboard"]
     assert page.locator("#cluster a", has_text="Dask").get_attribute("href") == dask_link
     # the kill follows the first sign of progress at once: on a fast machine the last job takes ~2 s
-    wait_for("the last job to be under way", lambda: _running(scene, "last") and
-             peek(scene.home)[scene.ids["last"]]["bytes_done"] > 0, DONE_WITHIN, interval=0.05)
+    wait_for("the last job to be under way", lambda: (last := peek(scene.home)[scene.ids["last"]])["state"] ==
+             "running" and last["bytes_done"] > 0, DONE_WITHIN, interval=0.05)
     scene.serve.kill_group()  # dispatcher, its workers and its dashboard: a crash of the whole service
     wait_for("the page to notice", lambda: "bad" in (page.locator("#live-status").get_attribute("class") or ""), 15)
     scene.serve.start()
