@@ -692,9 +692,9 @@ def print_floor(img: Path, truth: dict, both: float) -> None:
     floor = max(cpu["md5"], (cpu["md5"] + cpu["sha256"] + hashing + pic_cpu) / 2)
     start = startup_seconds()
     allowed = 0.5 * both
-    print(f"  floor: image md5 {cpu['md5']:.1f} + sha256 {cpu['sha256']:.1f} CPU s, md5+sha1+sha256 (read included) of the "
-          f"{nbytes / MIB:.0f} MiB of whole carved objects {hashing:.1f} CPU s, {len(pics)} distinct carved "
-          f"JPEG/PNG pictures' decode floor {pic_cpu:.1f} CPU s -> at least {floor:.1f} s on 2 cores = "
+    print(f"  floor: image md5 {cpu['md5']:.1f} + sha256 {cpu['sha256']:.1f} CPU s, md5+sha1+sha256 (read "
+          f"included) of the {nbytes / MIB:.0f} MiB of whole carved objects {hashing:.1f} CPU s, {len(pics)} "
+          f"distinct carved JPEG/PNG pictures' decode floor {pic_cpu:.1f} CPU s -> at least {floor:.1f} s on 2 cores = "
           f"{floor / both:.2f}x fiwalk -f -X + foremost; the target <= 0.5 allows {allowed:.1f} s")
     for how, label in (("local", "2-worker local cluster, as timed above"),
                        ("scheduler", "a running dask scheduler with 2 workers")):
